@@ -1,0 +1,98 @@
+"""Dynamic sequence length by exact right-padding of a graph traced at the maximum length.
+
+Inputs of length L <= L_max are padded on axis 1 with zeros up to L_max and every output is cut
+back to L. This is exact only for models that are causal along axis 1, which
+:func:`check_right_padding` verifies on the PyTorch model before anything is exported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+from torch.utils._pytree import tree_leaves
+
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.graph import NodeBuilder, topological_sort
+from hyena_deploy.loaded import LoadedModel
+
+CAUSALITY_TOLERANCE = 1e-5  # relative L2 between m(x[:, :L]) and m(x)[:, :L]
+
+
+def probe_lengths(max_len: int) -> list[int]:
+    """Lengths to check a dynamic model at: 1, a small odd one, an odd one past the middle, the max."""
+    return sorted({1, min(17, max_len), max(1, (max_len // 2) | 1), max_len})
+
+
+def run_torch(loaded: LoadedModel, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    """Flattened outputs of the PyTorch model as float numpy arrays."""
+    with torch.no_grad():
+        out = loaded.module(*inputs)
+    return [t.detach().float().cpu().numpy() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+
+
+def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Generator) -> None:
+    """Refuse models whose outputs at length L are not the first L positions of outputs at L_max."""
+    full_inputs = loaded.make_inputs(2, max_len, rng)
+    full = run_torch(loaded, full_inputs)
+    for length in probe_lengths(max_len)[:-1]:
+        part = run_torch(loaded, tuple(x[:, :length] for x in full_inputs))
+        for index, (whole, cut) in enumerate(zip(full, part)):
+            if whole.ndim < 2 or whole.shape[1] != max_len or cut.shape != (*whole.shape[:1], length, *whole.shape[2:]):
+                raise HyenaDeployError(
+                    f"output {index} has shape {cut.shape} at length {length} and {whole.shape} at {max_len}: "
+                    "it has no sequence axis 1, so a dynamic length is not possible; export with --seq-len")
+            ref = whole[:, :length]
+            err = np.linalg.norm(cut - ref) / max(np.linalg.norm(ref), 1e-30)
+            if not err <= CAUSALITY_TOLERANCE:
+                raise HyenaDeployError(
+                    f"the model is not causal along axis 1 (output {index} at length {length} differs from the "
+                    f"prefix of the full-length output by {err:.1e}): right-padding would change results; "
+                    "export with --seq-len")
+
+
+def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
+    """Turn a graph traced at ``max_len`` into one taking any 1 <= L <= max_len, in place."""
+    graph = model.graph
+    nb = NodeBuilder("hyena_dynamic_length")
+    seq_inputs = [vi for vi in graph.input if _axis1(vi) == max_len]
+    if not seq_inputs:
+        raise HyenaDeployError(f"no graph input has length {max_len} on axis 1")
+    length = nb.op("Shape", [seq_inputs[0].name], start=1, end=2)
+    renames = {}
+    for vi in seq_inputs:
+        padded = f"{vi.name}__padded"
+        renames[vi.name] = padded
+        width = nb.op("Sub", [nb.const([max_len]), length])
+        shape = nb.op("Concat", [nb.op("Shape", [vi.name], start=0, end=1), width,
+                                 nb.op("Shape", [vi.name], start=2)], axis=0)
+        zero = onnx.helper.make_tensor("zero", vi.type.tensor_type.elem_type, [1], [0])
+        # ConstantOfShape fails on a negative width, so an input longer than max_len is an error.
+        zeros = nb.op("ConstantOfShape", [shape], value=zero)
+        nb.op("Concat", [vi.name, zeros], output=padded, axis=1)
+        vi.type.tensor_type.shape.dim[1].dim_param = "seq"
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+    for vi in graph.output:
+        if _axis1(vi) != max_len:
+            raise HyenaDeployError(f"output {vi.name} has no sequence axis of length {max_len}")
+        full = f"{vi.name}__full"
+        for node in graph.node:
+            for i, name in enumerate(node.output):
+                if name == vi.name:
+                    node.output[i] = full
+            for i, name in enumerate(node.input):
+                if name == vi.name:
+                    node.input[i] = full
+        nb.op("Slice", [full, nb.const([0]), length, nb.const([1])], output=vi.name)
+        vi.type.tensor_type.shape.dim[1].dim_param = "seq"
+    graph.node.extend(nb.nodes)
+    graph.initializer.extend(nb.initializers)
+    topological_sort(graph)
+
+
+def _axis1(vi: onnx.ValueInfoProto) -> int | None:
+    dims = vi.type.tensor_type.shape.dim
+    return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None

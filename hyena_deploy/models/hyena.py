@@ -1,0 +1,116 @@
+"""Reference Hyena operator in plain PyTorch (safari standalone semantics, any order >= 2)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def fftconv(u: torch.Tensor, k: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Causal long convolution of ``u`` (B, D, L) with ``k`` (D, L) plus the skip ``bias`` (D)."""
+    seqlen = u.shape[-1]
+    fft_size = 2 * seqlen
+    k_f = torch.fft.rfft(k, n=fft_size) / fft_size
+    u_f = torch.fft.rfft(u.to(dtype=k.dtype), n=fft_size)
+    y = torch.fft.irfft(u_f * k_f, n=fft_size, norm="forward")[..., :seqlen]
+    return (y + u * bias.unsqueeze(-1)).to(dtype=u.dtype)
+
+
+class Sin(nn.Module):
+    """``sin(freq * x)`` with a trainable per-feature frequency."""
+
+    def __init__(self, dim: int, w: float = 10.0) -> None:
+        super().__init__()
+        self.freq = nn.Parameter(w * torch.ones(1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.freq * x)
+
+
+class PositionalEmbedding(nn.Module):
+    """Complex-exponential positional features ``z`` (1, l_max, emb_dim) and time ``t`` (1, l_max, 1)."""
+
+    def __init__(self, emb_dim: int, l_max: int) -> None:
+        super().__init__()
+        t = torch.linspace(0, 1, l_max)[None, :, None]
+        bands = (emb_dim - 1) // 2
+        t_rescaled = torch.linspace(0, l_max - 1, l_max)[None, :, None]
+        w = 2 * math.pi * t_rescaled / l_max
+        f = torch.linspace(1e-4, bands - 1, bands)[None, None]
+        z = torch.exp(-1j * f * w)
+        self.z = nn.Parameter(torch.cat([t, z.real, z.imag], dim=-1))
+        self.register_buffer("t", t)
+
+    def forward(self, seqlen: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.z[:, :seqlen], self.t[:, :seqlen]
+
+
+class ExponentialModulation(nn.Module):
+    """Per-channel exponential decay window ``exp(-t |delta|) + shift``."""
+
+    def __init__(self, channels: int, fast_decay_pct: float = 0.3, slow_decay_pct: float = 1.5,
+                 target: float = 1e-2, shift: float = 0.0) -> None:
+        super().__init__()
+        self.shift = shift
+        max_decay = math.log(target) / fast_decay_pct
+        min_decay = math.log(target) / slow_decay_pct
+        self.register_buffer("deltas", torch.linspace(min_decay, max_decay, channels)[None, None])
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x * (torch.exp(-t * self.deltas.abs()) + self.shift)
+
+
+class HyenaFilter(nn.Module):
+    """Implicit long filter: positional features -> Sin MLP -> decay window, plus the D skip."""
+
+    def __init__(self, channels: int, l_max: int, emb_dim: int = 3, filter_order: int = 64,
+                 num_inner_mlps: int = 2, w: float = 1.0, shift: float = 0.0) -> None:
+        super().__init__()
+        self.pos_emb = PositionalEmbedding(emb_dim, l_max)
+        act = Sin(filter_order, w)
+        layers: list[nn.Module] = [nn.Linear(emb_dim, filter_order), act]
+        for _ in range(num_inner_mlps):
+            layers += [nn.Linear(filter_order, filter_order), act]
+        layers.append(nn.Linear(filter_order, channels, bias=False))
+        self.implicit_filter = nn.Sequential(*layers)
+        self.modulation = ExponentialModulation(channels, shift=shift)
+        self.bias = nn.Parameter(torch.randn(channels))
+
+    def filter(self, seqlen: int) -> torch.Tensor:
+        z, t = self.pos_emb(seqlen)
+        return self.modulation(t, self.implicit_filter(z))
+
+
+class HyenaOperator(nn.Module):
+    """Hyena operator of order ``order``: ``y = x0 * (h_1 * (x1 * ... (h_{n} * (x_n * v))))``."""
+
+    def __init__(self, d_model: int, l_max: int, order: int = 2, filter_order: int = 64,
+                 emb_dim: int = 3, num_inner_mlps: int = 2, w: float = 1.0, shift: float = 0.0,
+                 short_filter_order: int = 3) -> None:
+        super().__init__()
+        if order < 2:
+            raise ValueError("Hyena order must be >= 2")
+        self.d_model, self.l_max, self.order = d_model, l_max, order
+        inner = d_model * (order + 1)
+        self.in_proj = nn.Linear(d_model, inner)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.short_filter = nn.Conv1d(inner, inner, short_filter_order, padding=short_filter_order - 1,
+                                      groups=inner)
+        self.filter_fn = HyenaFilter(d_model * (order - 1), l_max, emb_dim, filter_order,
+                                     num_inner_mlps, w, shift)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        seqlen = u.shape[1]
+        l_filter = min(seqlen, self.l_max)
+        u = self.in_proj(u).transpose(1, 2)
+        uc = self.short_filter(u)[..., :l_filter]
+        *x, v = uc.split(self.d_model, dim=1)
+        k = self.filter_fn.filter(l_filter)[0]
+        k = k.reshape(l_filter, self.order - 1, self.d_model).permute(1, 2, 0)
+        bias = self.filter_fn.bias.reshape(self.order - 1, self.d_model)
+        for o, x_i in enumerate(reversed(x[1:])):
+            v = fftconv(v * x_i, k[o], bias[o])
+        y = (v * x[0]).transpose(1, 2)
+        return self.out_proj(y)

@@ -1,0 +1,1 @@
+"""Find FFT long convolutions in an ONNX graph, measure their filters and replace them."""

@@ -1,0 +1,48 @@
+"""ONNX Runtime sessions for exported graphs: custom ops registered, lengths checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from hyena_deploy import metadata
+from hyena_deploy.errors import HyenaDeployError
+
+
+class OrtModel:
+    """An exported graph in ONNX Runtime (CPU), refusing inputs longer than its maximum length."""
+
+    def __init__(self, model: onnx.ModelProto | Path, threads: int | None = None) -> None:
+        proto = onnx.load(str(model)) if isinstance(model, Path) else model
+        meta = metadata.read(proto)
+        self.max_seq_len = int(meta["max_seq_len"]) if "max_seq_len" in meta else None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise HyenaDeployError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs for positional inputs (batch on axis 0, sequence on axis 1)."""
+        if len(inputs) != len(self.input_names):
+            raise HyenaDeployError(f"the model takes {len(self.input_names)} inputs, got {len(inputs)}")
+        for array in inputs:
+            if self.max_seq_len is not None and array.ndim > 1 and array.shape[1] > self.max_seq_len:
+                raise HyenaDeployError(f"sequence length {array.shape[1]} exceeds the model's maximum "
+                                       f"{self.max_seq_len}")
+            if array.ndim > 1 and array.shape[1] == 0:
+                raise HyenaDeployError("sequence length 0: inputs need at least one position")
+        try:
+            return self.session.run(None, dict(zip(self.input_names, inputs)))
+        except Exception as exc:  # ORT raises its own exception types
+            raise HyenaDeployError(f"ONNX Runtime failed: {str(exc).splitlines()[0]}") from None

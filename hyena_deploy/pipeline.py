@@ -135,7 +135,7 @@ def check_parity(loaded: LoadedModel, model: onnx.ModelProto, lengths: list[int]
     for i, length in enumerate(lengths):
         b = batch or (3 if i % 2 == 0 else 1)
         inputs = loaded.make_inputs(b, length, rng)
-        cases.append((f"random B={b} L={length}", [x.numpy() for x in inputs]))
+        cases.append((f"B={b} L={length}", [x.numpy() for x in inputs]))
     cases.extend(given)
     reports = []
     for case, arrays in cases:

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
+from hyena_deploy.checkpoints import read_config
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 
@@ -51,6 +52,8 @@ def families() -> dict[str, ModelFamily]:
 
 def load_directory(directory: Path) -> LoadedModel:
     """Load a checkpoint directory with the first family that recognises it."""
+    if (directory / "config.json").exists():
+        read_config(directory)  # a corrupt config is reported as such, not as an unknown layout
     for family in families().values():
         if family.matches(directory):
             return family.load(directory)

@@ -4,4 +4,9 @@ from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from hyena_deploy.commands.check import check
+from hyena_deploy.commands.export import export
+from hyena_deploy.commands.inspect import inspect
+from hyena_deploy.commands.rewrite import rewrite
+
+COMMANDS: list[click.Command] = [export, rewrite, check, inspect]

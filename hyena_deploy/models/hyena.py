@@ -1,4 +1,9 @@
-"""Reference Hyena operator in plain PyTorch (safari standalone semantics, any order >= 2)."""
+"""Reference Hyena operator in plain PyTorch (safari standalone semantics, any order >= 2).
+
+Options cover the other published variants: ``channel_layout="vo"`` (safari/hyena-dna ``src/``),
+``shift=0.05`` (HyenaDNA standalone/HF), ``modulate``, ``normalized`` and ``use_bias`` (``src/``),
+and whether ``z`` and the Sin ``freq`` are trained (parameters) or fixed (buffers).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +26,13 @@ def fftconv(u: torch.Tensor, k: torch.Tensor, bias: torch.Tensor) -> torch.Tenso
 class Sin(nn.Module):
     """``sin(freq * x)`` with a trainable per-feature frequency."""
 
-    def __init__(self, dim: int, w: float = 10.0) -> None:
+    def __init__(self, dim: int, w: float = 10.0, train_freq: bool = True) -> None:
         super().__init__()
-        self.freq = nn.Parameter(w * torch.ones(1, dim))
+        freq = w * torch.ones(1, dim)
+        if train_freq:
+            self.freq = nn.Parameter(freq)
+        else:  # a plain attribute in the original code: not in the state dict
+            self.register_buffer("freq", freq, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(self.freq * x)
@@ -32,7 +41,7 @@ class Sin(nn.Module):
 class PositionalEmbedding(nn.Module):
     """Complex-exponential positional features ``z`` (1, l_max, emb_dim) and time ``t`` (1, l_max, 1)."""
 
-    def __init__(self, emb_dim: int, l_max: int) -> None:
+    def __init__(self, emb_dim: int, l_max: int, z_trainable: bool = True) -> None:
         super().__init__()
         t = torch.linspace(0, 1, l_max)[None, :, None]
         bands = (emb_dim - 1) // 2
@@ -40,7 +49,11 @@ class PositionalEmbedding(nn.Module):
         w = 2 * math.pi * t_rescaled / l_max
         f = torch.linspace(1e-4, bands - 1, bands)[None, None]
         z = torch.exp(-1j * f * w)
-        self.z = nn.Parameter(torch.cat([t, z.real, z.imag], dim=-1))
+        z = torch.cat([t, z.real, z.imag], dim=-1)
+        if z_trainable:  # lr_pos_emb != 0 in the original OptimModule.register
+            self.z = nn.Parameter(z)
+        else:
+            self.register_buffer("z", z)
         self.register_buffer("t", t)
 
     def forward(self, seqlen: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,55 +64,82 @@ class ExponentialModulation(nn.Module):
     """Per-channel exponential decay window ``exp(-t |delta|) + shift``."""
 
     def __init__(self, channels: int, fast_decay_pct: float = 0.3, slow_decay_pct: float = 1.5,
-                 target: float = 1e-2, shift: float = 0.0) -> None:
+                 target: float = 1e-2, shift: float = 0.0, modulate: bool = True) -> None:
         super().__init__()
-        self.shift = shift
+        self.shift, self.modulate = shift, modulate
         max_decay = math.log(target) / fast_decay_pct
         min_decay = math.log(target) / slow_decay_pct
         self.register_buffer("deltas", torch.linspace(min_decay, max_decay, channels)[None, None])
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if not self.modulate:
+            return x
         return x * (torch.exp(-t * self.deltas.abs()) + self.shift)
 
 
 class HyenaFilter(nn.Module):
-    """Implicit long filter: positional features -> Sin MLP -> decay window, plus the D skip."""
+    """Implicit long filter: positional features -> Sin MLP -> decay window, plus the D skip.
+
+    One ``Sin`` instance is shared by every activation of the MLP, as in the original code.
+    ``normalized`` divides by the L1 norm over channels (``src/`` only); ``use_bias=False``
+    zeroes the D skip (``src/`` ``bias=False``).
+    """
 
     def __init__(self, channels: int, l_max: int, emb_dim: int = 3, filter_order: int = 64,
-                 num_inner_mlps: int = 2, w: float = 1.0, shift: float = 0.0) -> None:
+                 num_inner_mlps: int = 2, w: float = 1.0, shift: float = 0.0, *,
+                 modulate: bool = True, normalized: bool = False, use_bias: bool = True,
+                 z_trainable: bool = True, train_freq: bool = True) -> None:
         super().__init__()
-        self.pos_emb = PositionalEmbedding(emb_dim, l_max)
-        act = Sin(filter_order, w)
+        self.normalized, self.use_bias = normalized, use_bias
+        self.pos_emb = PositionalEmbedding(emb_dim, l_max, z_trainable)
+        act = Sin(filter_order, w, train_freq)
         layers: list[nn.Module] = [nn.Linear(emb_dim, filter_order), act]
         for _ in range(num_inner_mlps):
             layers += [nn.Linear(filter_order, filter_order), act]
         layers.append(nn.Linear(filter_order, channels, bias=False))
         self.implicit_filter = nn.Sequential(*layers)
-        self.modulation = ExponentialModulation(channels, shift=shift)
+        self.modulation = ExponentialModulation(channels, shift=shift, modulate=modulate)
         self.bias = nn.Parameter(torch.randn(channels))
 
     def filter(self, seqlen: int) -> torch.Tensor:
         z, t = self.pos_emb(seqlen)
-        return self.modulation(t, self.implicit_filter(z))
+        h = self.modulation(t, self.implicit_filter(z))
+        if self.normalized:
+            h = h / torch.norm(h, dim=-1, p=1, keepdim=True)
+        return h
+
+    def skip(self) -> torch.Tensor:
+        """The D-skip weights as used by the convolution."""
+        return self.bias if self.use_bias else 0 * self.bias
 
 
 class HyenaOperator(nn.Module):
-    """Hyena operator of order ``order``: ``y = x0 * (h_1 * (x1 * ... (h_{n} * (x_n * v))))``."""
+    """Hyena operator of order ``order``: ``y = x0 * (h_1 * (x1 * ... (h_{n} * (x_n * v))))``.
+
+    ``channel_layout`` says how the filter's ``(order - 1) * d_model`` output channels (and the
+    D skip) split into one filter per step: ``"od"`` = ``'l (o d) -> o d l'`` (standalone code,
+    HF port), ``"vo"`` = ``'l (v o) -> o v l'`` (safari and hyena-dna ``src/``). Both agree for
+    order 2. Filter options are passed to :class:`HyenaFilter`.
+    """
 
     def __init__(self, d_model: int, l_max: int, order: int = 2, filter_order: int = 64,
                  emb_dim: int = 3, num_inner_mlps: int = 2, w: float = 1.0, shift: float = 0.0,
-                 short_filter_order: int = 3) -> None:
+                 short_filter_order: int = 3, *, channel_layout: str = "od",
+                 **filter_options: bool) -> None:
         super().__init__()
         if order < 2:
             raise ValueError("Hyena order must be >= 2")
+        if channel_layout not in ("od", "vo"):
+            raise ValueError(f"channel_layout must be 'od' or 'vo', not {channel_layout!r}")
         self.d_model, self.l_max, self.order = d_model, l_max, order
+        self.channel_layout = channel_layout
         inner = d_model * (order + 1)
         self.in_proj = nn.Linear(d_model, inner)
         self.out_proj = nn.Linear(d_model, d_model)
         self.short_filter = nn.Conv1d(inner, inner, short_filter_order, padding=short_filter_order - 1,
                                       groups=inner)
         self.filter_fn = HyenaFilter(d_model * (order - 1), l_max, emb_dim, filter_order,
-                                     num_inner_mlps, w, shift)
+                                     num_inner_mlps, w, shift, **filter_options)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         seqlen = u.shape[1]
@@ -108,8 +148,13 @@ class HyenaOperator(nn.Module):
         uc = self.short_filter(u)[..., :l_filter]
         *x, v = uc.split(self.d_model, dim=1)
         k = self.filter_fn.filter(l_filter)[0]
-        k = k.reshape(l_filter, self.order - 1, self.d_model).permute(1, 2, 0)
-        bias = self.filter_fn.bias.reshape(self.order - 1, self.d_model)
+        bias = self.filter_fn.skip()
+        if self.channel_layout == "od":
+            k = k.reshape(l_filter, self.order - 1, self.d_model).permute(1, 2, 0)
+            bias = bias.reshape(self.order - 1, self.d_model)
+        else:
+            k = k.reshape(l_filter, self.d_model, self.order - 1).permute(2, 1, 0)
+            bias = bias.reshape(self.d_model, self.order - 1).t()
         for o, x_i in enumerate(reversed(x[1:])):
             v = fftconv(v * x_i, k[o], bias[o])
         y = (v * x[0]).transpose(1, 2)

@@ -17,7 +17,7 @@ from hyena_deploy.graph import consumers, producers, value_dependent
 # Ops that only pad or re-label the signal before the forward DFT.
 _SIGNAL_PREP = {"Pad", "Unsqueeze", "Cast", "Identity"}
 # Ops that may follow the inverse DFT inside the convolution (real part, crop, normalisation).
-_OUTPUT_POST = {"Slice", "Squeeze", "Cast", "Identity", "Mul", "Div", "Reshape"}
+_OUTPUT_POST = {"Slice", "Gather", "Squeeze", "Cast", "Identity", "Mul", "Div", "Reshape"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _walk_to_signal(name: str, graph: onnx.GraphProto, made_by: dict) -> str:
 def _walk_to_output(name: str, graph: onnx.GraphProto, read_by: dict, dynamic: set[str],
                     graph_outputs: set[str]) -> str:
     while name not in graph_outputs:
-        readers = read_by.get(name, [])
+        readers = [r for r in read_by.get(name, []) if r.op_type not in ("Shape", "Size")]
         if len(readers) != 1 or readers[0].op_type not in _OUTPUT_POST:
             break
         node = readers[0]

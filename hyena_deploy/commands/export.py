@@ -1,0 +1,47 @@
+"""``hyena-deploy export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hyena_deploy.commands.options import make_tolerance, tolerance_options
+from hyena_deploy.pipeline import STRATEGIES, export_model
+from hyena_deploy.report import console, parity_table
+from hyena_deploy.strategies import auto
+
+
+@click.command()
+@click.argument("source")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="ONNX file to write (written only when verification passes).")
+@click.option("--fftconv", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+              help="How each FFT long convolution is rewritten.")
+@click.option("--target", type=click.Choice(auto.targets()), default="onnxruntime", show_default=True,
+              help="Runtime whose measurements --fftconv auto uses.")
+@click.option("--seq-len", type=int, help="Static sequence length.")
+@click.option("--max-seq-len", type=int,
+              help="Dynamic sequence length 1..L (default: the model's own maximum, if it declares one).")
+@click.option("--batch", type=int, help="Static batch size (default: dynamic batch).")
+@click.option("--opset", type=int, default=20, show_default=True, help="ONNX opset (>= 20).")
+@tolerance_options
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
+def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | None, max_seq_len: int | None,
+           batch: int | None, opset: int, atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float,
+           no_verify: bool) -> None:
+    """Export SOURCE (model directory, sample name, or FILE.py:factory / package.module:factory) to ONNX."""
+    tolerance = make_tolerance(atol, rtol, max_rel_l2)
+    with console.status("exporting") as status:
+        result = export_model(source, output, fftconv=fftconv, target=target, seq_len=seq_len,
+                              max_seq_len=max_seq_len, batch=batch, opset=opset, tolerance=tolerance,
+                              verify=not no_verify, progress=lambda msg: status.update(msg))
+    for note in result.notes:
+        console.print(f"note: {note}")
+    kinds = ", ".join(sorted({s.strategy for s in result.sites})) or "none"
+    console.print(f"{len(result.sites)} long convolution(s) rewritten ({kinds}); "
+                  f"sequence length {'1..' if result.dynamic_seq_len else ''}{result.max_seq_len}")
+    if result.reports:
+        console.print(parity_table(result.reports))
+    for path in result.files:
+        console.print(f"wrote {path}")

@@ -1,0 +1,294 @@
+"""Static check of an ONNX graph against what a runtime accepts (TensorRT 10, TensorRT 11, ONNX Runtime CPU).
+
+Everything a target accepts or rejects is data in :data:`_TARGETS`; :func:`check_compatibility`
+only walks the graph (subgraphs included) and looks things up. Facts come from
+``/work/shared/docs/deploy-toolchain.md`` §1 (TensorRT parser) and §3 (ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import onnx
+from onnx import TensorProto
+
+from hyena_deploy.errors import HyenaDeployError
+
+ERROR, WARNING = "error", "warning"
+
+_NO_DFT_FIX = "re-export or `hyena-deploy rewrite` with --fftconv monarch (or direct/plugin)"
+_GPU_FIX = "re-export or `hyena-deploy rewrite` with --fftconv monarch to run the FFT convolutions on the GPU"
+_FLOAT_TYPES = frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.UNDEFINED})
+_STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a graph may not run on a target; ``node``/``op_type`` are empty for graph-level tensors."""
+
+    node: str
+    op_type: str
+    reason: str
+    fix: str
+    severity: str = ERROR
+    code: str = "unsupported-op"
+
+    def __str__(self) -> str:
+        where = f"node {self.node!r} ({self.op_type}): " if self.op_type else ""
+        return f"{where}{self.reason}; fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """A problem raised by every node of one (domain, op type).
+
+    ``input_types`` limits it to nodes whose first input has one of these element types
+    (``UNDEFINED`` = not known statically). ``reason`` may use ``{op}``, ``{domain}``,
+    ``{namespace}`` and ``{version}`` (the TensorRT plugin lookup keys of the node).
+    """
+
+    severity: str
+    reason: str
+    fix: str
+    code: str = "unsupported-op"
+    input_types: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class ConstInput:
+    """Input ``index`` of an op must be an initializer or a Constant output."""
+
+    index: int
+    severity: str
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one runtime accepts."""
+
+    label: str
+    ops: Mapping[tuple[str, str], tuple[OpRule, ...]]
+    const_inputs: Mapping[str, tuple[ConstInput, ...]] = field(default_factory=dict)
+    known_domains: frozenset[str] = _STANDARD_DOMAINS
+    accepted_custom: frozenset[tuple[str, str]] = frozenset()
+    custom_op: OpRule | None = None           # nodes of other domains; None = accepted
+    complex_severity: str | None = ERROR
+    double_severity: str | None = None
+    max_rank: int | None = None
+
+
+def _rule(severity: str, reason: str, fix: str, code: str = "unsupported-op",
+          input_types: frozenset[int] | None = None) -> tuple[OpRule, ...]:
+    return (OpRule(severity, reason, fix, code, input_types),)
+
+
+_PLUGIN_FIX = ("pass --plugin-lib PATH (a TensorRT plugin library registering it) to `hyena-deploy build`, "
+               "or re-export with --fftconv monarch")
+_TRT_COMMON_OPS: dict[tuple[str, str], tuple[OpRule, ...]] = {
+    ("", "STFT"): _rule(WARNING, "STFT is imported only since TensorRT 10.5, for real input with initializer "
+                        "frame_step and window, and cannot invert a transform", _NO_DFT_FIX),
+    ("", "MelWeightMatrix"): _rule(ERROR, "TensorRT has no MelWeightMatrix importer", "precompute it as an initializer"),
+    **{("", op): _rule(WARNING, f"TensorRT imports {op} with restrictions (a poor fit for FFT rewrites)",
+                       "use a strategy without control flow: --fftconv monarch (or direct/plugin)")
+       for op in ("Loop", "If", "Scan")},
+    **{("com.microsoft", op): _rule(ERROR, f"contrib op com.microsoft::{op} needs a third-party TensorRT plugin "
+                                    "(e.g. tensorrt-dft-plugins)", _NO_DFT_FIX)
+       for op in ("Rfft", "Irfft")},
+    ("hyena_deploy", "FFTConv"): _rule(
+        WARNING, "the hyena-deploy FFTConv node (strategy plugin) builds only with its TensorRT plugin library "
+        "loaded (plugin '{op}', plugin_namespace {namespace}, plugin_version '{version}')",
+        "pass --plugin-lib PATH to the hyena_deploy FFTConv plugin library to `hyena-deploy build`, "
+        "or re-export with --fftconv monarch", code="plugin-required"),
+}
+_TRT_CONST_INPUTS = {
+    "Conv": (ConstInput(1, WARNING, "Conv weight {name!r} is computed at run time: TensorRT 10 accepts dynamic "
+                        "weights, but the FFT-conv strategies emit constant kernels", "fold the weight into an "
+                        "initializer (e.g. onnxsim), or re-export with --fftconv direct or monarch"),
+             ConstInput(2, ERROR, "TensorRT needs the Conv bias {name!r} as an initializer",
+                        "fold the bias into an initializer (e.g. onnxsim), or re-export with --fftconv monarch")),
+    "STFT": (ConstInput(1, ERROR, "TensorRT needs the STFT frame_step {name!r} as an initializer", _NO_DFT_FIX),
+             ConstInput(2, ERROR, "TensorRT needs the STFT window {name!r} as an initializer", _NO_DFT_FIX)),
+    "CumSum": (ConstInput(1, ERROR, "TensorRT needs the CumSum axis {name!r} as a build-time constant",
+                          "fold the axis into an initializer (e.g. onnxsim)"),),
+}
+_TRT_CUSTOM = OpRule(
+    WARNING, "TensorRT has no importer for {domain}::{op} and ignores its domain: it looks up a plugin by op type "
+    "'{op}' (plugin_namespace {namespace}, plugin_version '{version}'); the build fails unless a loaded library "
+    "registers it", "pass --plugin-lib PATH to `hyena-deploy build`, or replace the op", code="plugin-required")
+
+_TRT_BASE = dict(const_inputs=MappingProxyType(_TRT_CONST_INPUTS), custom_op=_TRT_CUSTOM,
+                 complex_severity=ERROR, double_severity=WARNING, max_rank=8)
+
+_TARGETS: dict[str, Target] = {
+    "tensorrt-10": Target(
+        label="TensorRT 10.x (and 11.0-11.1)",
+        ops=MappingProxyType({
+            **_TRT_COMMON_OPS,
+            ("", "DFT"): _rule(ERROR, "TensorRT has no DFT importer before 11.2", _NO_DFT_FIX),
+        }),
+        **_TRT_BASE),
+    "tensorrt-11": Target(
+        label="TensorRT 11.2+",
+        ops=MappingProxyType({
+            **_TRT_COMMON_OPS,
+            ("", "DFT"): _rule(WARNING, "DFT maps to TensorRT's cuFFT FFTPlugin, which needs power-of-two signal "
+                               "lengths for fp16/bf16 input", "keep the FFT in fp32, use power-of-two FFT sizes, or "
+                               "re-export with --fftconv monarch", input_types=_FLOAT_TYPES),
+        }),
+        **_TRT_BASE),
+    "onnxruntime": Target(
+        label="ONNX Runtime (CPU)",
+        ops=MappingProxyType({
+            ("", "DFT"): (
+                OpRule(WARNING, "ONNX Runtime runs DFT on the CPU only (no CUDA kernel) and loses ~1e-4 relative "
+                       "accuracy at non-power-of-two sizes", _GPU_FIX,
+                       input_types=frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.UNDEFINED})),
+                OpRule(ERROR, "ONNX Runtime's DFT kernel takes float/double only", _NO_DFT_FIX,
+                       input_types=frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16}))),
+            **{("com.microsoft", op): _rule(ERROR, f"com.microsoft::{op} has no CPU kernel in ONNX Runtime "
+                                            "(CUDA execution provider only)", "re-export with --fftconv monarch or dft")
+               for op in ("Rfft", "Irfft")},
+        }),
+        known_domains=_STANDARD_DOMAINS | {"ai.onnx.ml", "com.microsoft"},
+        accepted_custom=frozenset({("hyena_deploy", "FFTConv")}),  # hyena-deploy registers this custom op
+        custom_op=OpRule(ERROR, "ONNX Runtime has no kernel for {domain}::{op} unless a custom-op library "
+                         "registers one", "register a custom-op library, or re-export with --fftconv monarch",
+                         code="custom-op"),
+        complex_severity=WARNING),
+}
+TARGETS: tuple[str, ...] = tuple(_TARGETS)
+
+
+def check_compatibility(model: onnx.ModelProto, target: str) -> list[Problem]:
+    """Every problem ``model`` has on ``target`` (one of :data:`TARGETS`), in graph order."""
+    if target not in _TARGETS:
+        raise HyenaDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    spec = _TARGETS[target]
+    model = _inferred(model)
+    tensors = _tensor_table(model.graph)
+    constants = _constant_names(model.graph)
+    problems: list[Problem] = []
+    for node in _nodes(model.graph):
+        problems += _node_problems(node, spec, tensors)
+        problems += _const_input_problems(node, spec, constants)
+    problems += _tensor_problems(model.graph, spec, tensors)
+    return problems
+
+
+def verdict(problems: list[Problem]) -> bool:
+    """True when no problem is an error (warnings alone leave the graph compatible)."""
+    return not any(p.severity == ERROR for p in problems)
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with inferred value_info, or the model itself when inference fails.
+
+    Shape inference only adds ranks and element types; it raises on graphs above 2 GB, on
+    malformed graphs and on some custom-op setups, and the check must still run then.
+    """
+    try:
+        return onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - any inference failure just means fewer known ranks
+        return model
+
+
+def _domain(node: onnx.NodeProto) -> str:
+    return "" if node.domain in _STANDARD_DOMAINS else node.domain
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                yield from _graphs(sub)
+
+
+def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for g in _graphs(graph):
+        yield from g.node
+
+
+def _tensor_table(graph: onnx.GraphProto) -> dict[str, tuple[int, int | None]]:
+    """Element type and rank (None when unknown) of every typed tensor, subgraphs included."""
+    table: dict[str, tuple[int, int | None]] = {}
+    for g in _graphs(graph):
+        for vi in [*g.input, *g.output, *g.value_info]:
+            if vi.type.HasField("tensor_type"):
+                tt = vi.type.tensor_type
+                table[vi.name] = (tt.elem_type, len(tt.shape.dim) if tt.HasField("shape") else None)
+        for init in g.initializer:
+            table[init.name] = (init.data_type, len(init.dims))
+        for node in g.node:
+            if node.op_type == "Constant" and _domain(node) == "":
+                for attr in node.attribute:
+                    if attr.name == "value" and attr.HasField("t"):
+                        table[node.output[0]] = (attr.t.data_type, len(attr.t.dims))
+    return table
+
+
+def _constant_names(graph: onnx.GraphProto) -> set[str]:
+    names: set[str] = set()
+    for g in _graphs(graph):
+        names.update(init.name for init in g.initializer)
+        names.update(n.output[0] for n in g.node if n.op_type == "Constant" and _domain(n) == "" and n.output)
+    return names
+
+
+def _attr_text(node: onnx.NodeProto, name: str) -> str | None:
+    for attr in node.attribute:
+        if attr.name == name:
+            value = onnx.helper.get_attribute_value(attr)
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _node_problems(node: onnx.NodeProto, spec: Target, tensors: dict[str, tuple[int, int | None]]) -> list[Problem]:
+    key = (_domain(node), node.op_type)
+    rules = spec.ops.get(key)
+    if rules is None:
+        if key[0] in spec.known_domains or key in spec.accepted_custom or spec.custom_op is None:
+            return []
+        rules = (spec.custom_op,)
+    first_type = tensors.get(node.input[0], (TensorProto.UNDEFINED, None))[0] if node.input else TensorProto.UNDEFINED
+    namespace = _attr_text(node, "plugin_namespace")
+    fields = dict(op=node.op_type, domain=node.domain or "ai.onnx",
+                  namespace=f"'{namespace}'" if namespace is not None else "'', none set",
+                  version=_attr_text(node, "plugin_version") or "1")
+    return [Problem(node.name, node.op_type, rule.reason.format(**fields), rule.fix, rule.severity, rule.code)
+            for rule in rules if rule.input_types is None or first_type in rule.input_types]
+
+
+def _const_input_problems(node: onnx.NodeProto, spec: Target, constants: set[str]) -> list[Problem]:
+    rules = spec.const_inputs.get(node.op_type, ()) if _domain(node) == "" else ()
+    return [Problem(node.name, node.op_type, rule.reason.format(name=node.input[rule.index]), rule.fix,
+                    rule.severity, "constant-input")
+            for rule in rules
+            if len(node.input) > rule.index and node.input[rule.index] and node.input[rule.index] not in constants]
+
+
+def _tensor_problems(graph: onnx.GraphProto, spec: Target,
+                     tensors: dict[str, tuple[int, int | None]]) -> list[Problem]:
+    made_by = {out: node for g in _graphs(graph) for node in g.node for out in node.output}
+    problems = []
+    for name, (elem_type, rank) in tensors.items():
+        node = made_by.get(name)
+        where = (node.name, node.op_type) if node is not None else ("", "")
+        type_name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else "?"
+        if elem_type in (TensorProto.COMPLEX64, TensorProto.COMPLEX128) and spec.complex_severity:
+            problems.append(Problem(*where, f"tensor {name!r} is {type_name}; {spec.label} has no complex types",
+                                    "re-export or `hyena-deploy rewrite` with --fftconv monarch (real [..., 2] "
+                                    "arithmetic)", spec.complex_severity, "complex"))
+        if elem_type == TensorProto.DOUBLE and spec.double_severity:
+            problems.append(Problem(*where, f"tensor {name!r} is DOUBLE; {spec.label} casts it to FLOAT",
+                                    "export in float32", spec.double_severity, "double"))
+        if spec.max_rank is not None and rank is not None and rank > spec.max_rank:
+            problems.append(Problem(*where, f"tensor {name!r} has rank {rank}; {spec.label} allows at most "
+                                    f"{spec.max_rank} dims", "reshape to at most 8 dims before export; the "
+                                    "monarch, direct and plugin strategies stay within rank 4", ERROR, "rank"))
+    return problems

@@ -15,6 +15,8 @@ import onnx
 from onnx import TensorProto
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
+from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
 
 ERROR, WARNING = "error", "warning"
 
@@ -86,28 +88,27 @@ def _rule(severity: str, reason: str, fix: str, code: str = "unsupported-op",
     return (OpRule(severity, reason, fix, code, input_types),)
 
 
-_PLUGIN_FIX = ("pass --plugin-lib PATH (a TensorRT plugin library registering it) to `hyena-deploy build`, "
-               "or re-export with --fftconv monarch")
 _TRT_COMMON_OPS: dict[tuple[str, str], tuple[OpRule, ...]] = {
     ("", "STFT"): _rule(WARNING, "STFT is imported only since TensorRT 10.5, for real input with initializer "
                         "frame_step and window, and cannot invert a transform", _NO_DFT_FIX),
-    ("", "MelWeightMatrix"): _rule(ERROR, "TensorRT has no MelWeightMatrix importer", "precompute it as an initializer"),
+    ("", "MelWeightMatrix"): _rule(ERROR, "TensorRT has no MelWeightMatrix importer",
+                                   "precompute it as an initializer"),
     **{("", op): _rule(WARNING, f"TensorRT imports {op} with restrictions (a poor fit for FFT rewrites)",
                        "use a strategy without control flow: --fftconv monarch (or direct/plugin)")
        for op in ("Loop", "If", "Scan")},
     **{("com.microsoft", op): _rule(ERROR, f"contrib op com.microsoft::{op} needs a third-party TensorRT plugin "
                                     "(e.g. tensorrt-dft-plugins)", _NO_DFT_FIX)
        for op in ("Rfft", "Irfft")},
-    ("hyena_deploy", "FFTConv"): _rule(
+    (PLUGIN_DOMAIN, PLUGIN_OP_TYPE): _rule(
         WARNING, "the hyena-deploy FFTConv node (strategy plugin) builds only with its TensorRT plugin library "
         "loaded (plugin '{op}', plugin_namespace {namespace}, plugin_version '{version}')",
         "pass --plugin-lib PATH to the hyena_deploy FFTConv plugin library to `hyena-deploy build`, "
         "or re-export with --fftconv monarch", code="plugin-required"),
 }
 _TRT_CONST_INPUTS = {
-    "Conv": (ConstInput(1, WARNING, "Conv weight {name!r} is computed at run time: TensorRT 10 accepts dynamic "
-                        "weights, but the FFT-conv strategies emit constant kernels", "fold the weight into an "
-                        "initializer (e.g. onnxsim), or re-export with --fftconv direct or monarch"),
+    "Conv": (ConstInput(1, WARNING, "Conv weight {name!r} is not an initializer or Constant; TensorRT 10+ accepts "
+                        "dynamic Conv weights (7.x-8.4 did not)", "fold it into an initializer (e.g. onnxsim); "
+                        "--fftconv direct emits constant kernels"),
              ConstInput(2, ERROR, "TensorRT needs the Conv bias {name!r} as an initializer",
                         "fold the bias into an initializer (e.g. onnxsim), or re-export with --fftconv monarch")),
     "STFT": (ConstInput(1, ERROR, "TensorRT needs the STFT frame_step {name!r} as an initializer", _NO_DFT_FIX),
@@ -154,7 +155,7 @@ _TARGETS: dict[str, Target] = {
                for op in ("Rfft", "Irfft")},
         }),
         known_domains=_STANDARD_DOMAINS | {"ai.onnx.ml", "com.microsoft"},
-        accepted_custom=frozenset({("hyena_deploy", "FFTConv")}),  # hyena-deploy registers this custom op
+        accepted_custom=frozenset({(PLUGIN_DOMAIN, PLUGIN_OP_TYPE)}),  # hyena-deploy registers this custom op
         custom_op=OpRule(ERROR, "ONNX Runtime has no kernel for {domain}::{op} unless a custom-op library "
                          "registers one", "register a custom-op library, or re-export with --fftconv monarch",
                          code="custom-op"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.plugins.schema import register_schema
 
 PROTOBUF_LIMIT = 2**31 - 2**20  # a little under 2 GiB, leaving room for the graph itself
 
@@ -26,6 +27,7 @@ def load(path: Path) -> onnx.ModelProto:
 
 def check(model: onnx.ModelProto) -> None:
     """onnx.checker with full shape inference (by path for models past the protobuf limit)."""
+    register_schema()  # hyena_deploy::FFTConv
     try:
         if model.ByteSize() < PROTOBUF_LIMIT:
             onnx.checker.check_model(model, full_check=True)

@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from hyena_deploy import metadata
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.plugins import session_options_for
 
 
 class OrtModel:
@@ -24,6 +25,7 @@ class OrtModel:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        options, proto = session_options_for(proto, options)  # registers hyena_deploy::FFTConv if used
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), options,
                                                 providers=["CPUExecutionProvider"])

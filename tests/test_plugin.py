@@ -75,7 +75,9 @@ def test_ort_op_matches_float64_reference(batch, which):
     given = {"skip": skip, "pregate": pregate, "postgate": postgate}
     feeds = {"u": u, **{name: given[name] for name in which}}
     expected = reference(u, h, **{name: given[name] for name in which})
-    assert rel_l2(run(op_model(h, which), feeds), expected) <= 1e-6
+    model = op_model(h, which)
+    onnx.checker.check_model(model, full_check=True)
+    assert rel_l2(run(model, feeds), expected) <= 1e-6
 
 
 def plugin_graph(channel_shape: tuple[int, ...], h: np.ndarray) -> onnx.ModelProto:

@@ -9,6 +9,7 @@ import pytest
 from onnx import helper
 
 from hyena_deploy.graph import NodeBuilder
+from hyena_deploy.runtime import OrtModel
 from hyena_deploy.spectral import causal_conv_reference, fft_size_for
 from hyena_deploy.strategies import BUILDERS
 from hyena_deploy.strategies.monarch import split_factors
@@ -20,7 +21,8 @@ def _graph(strategy: str, h: np.ndarray) -> onnx.ModelProto:
     dims = ["batch", *h.shape[:-1], "seq"]
     graph = helper.make_graph(nb.nodes, "g", [helper.make_tensor_value_info("u", onnx.TensorProto.FLOAT, dims)],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, dims)], nb.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("hyena_deploy", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=10)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -31,10 +33,10 @@ def test_strategy_matches_float64_convolution(strategy: str, channels: tuple[int
     rng = np.random.default_rng()
     max_len = 301
     h = rng.standard_normal((*channels, max_len)) * np.exp(-np.arange(max_len) / 50)
-    session = ort.InferenceSession(_graph(strategy, h).SerializeToString(), providers=["CPUExecutionProvider"])
+    runner = OrtModel(_graph(strategy, h))
     for batch, length in [(1, 1), (3, 17), (2, 300), (3, 301)]:
         u = rng.standard_normal((batch, *channels, length)).astype(np.float32)
-        got = session.run(None, {"u": u})[0]
+        got = runner.run([u])[0]
         want = causal_conv_reference(u.astype(np.float64), h)
         assert got.shape == u.shape
         assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import onnx
+from rich.markup import escape
 
 from hyena_deploy import metadata, onnx_io
 from hyena_deploy.compat import TARGETS, check_compatibility, verdict
@@ -19,7 +20,7 @@ def _dims(vi: onnx.ValueInfoProto) -> str:
     dims = [d.dim_param or str(d.dim_value) if (d.dim_param or d.HasField("dim_value")) else "?"
             for d in vi.type.tensor_type.shape.dim]
     dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type).name
-    return f"{vi.name}: {dtype}[{', '.join(dims)}]"
+    return escape(f"{vi.name}: {dtype}[{', '.join(dims)}]")
 
 
 @click.command()

@@ -18,17 +18,17 @@ def fftconv_plugin_reference(u: torch.Tensor, spectrum: torch.Tensor, skip: torc
     batch, channels, length = u.shape
     if spectrum.shape != (channels, n // 2 + 1, 2) or length > n // 2:
         raise ValueError(f"FFTConv: u {tuple(u.shape)}, spectrum {tuple(spectrum.shape)}, fft_size {n}")
-    # fftconv_pad_kernel: x = pregate * u in float32, zero-padded to N (rows of N + 2 floats there).
+    # launchFFTConvPad: x = pregate * u in float32, zero-padded to N (rows of N + 2 floats there).
     x = u.float() if pregate is None else u.float() * pregate.float()
     padded = torch.nn.functional.pad(x, (0, n - length)).reshape(batch * channels, n)
     # cufftExecR2C, unnormalized.
     xf = torch.fft.rfft(padded, n=n)
-    # fftconv_multiply_kernel: complex product with the channel's spectrum, broadcast over batch.
+    # launchFFTConvMultiply: complex product with the channel's spectrum, broadcast over batch.
     k = torch.view_as_complex(spectrum.float().contiguous())
     xf = (xf.reshape(batch, channels, -1) * k).reshape(batch * channels, -1)
     # cufftExecC2R, unnormalized: the 1/N is already in the spectrum.
     y = torch.fft.irfft(xf, n=n, norm="forward").reshape(batch, channels, n)
-    # fftconv_finish_kernel: crop to L, skip, post-gate, cast.
+    # launchFFTConvFinish: crop to L, skip, post-gate, cast.
     y = y[..., :length]
     if skip is not None:
         y = y + skip.float()[:, None] * x

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import numpy as np
 
 from hyena_deploy.graph import NodeBuilder
-from hyena_deploy.strategies import dft, direct, monarch
+from hyena_deploy.strategies import dft, direct, monarch, plugin
 
 Builder = Callable[[NodeBuilder, str, str, np.ndarray], None]
 
-BUILDERS: dict[str, Builder] = {"monarch": monarch.build, "dft": dft.build, "direct": direct.build}
+BUILDERS: dict[str, Builder] = {"monarch": monarch.build, "dft": dft.build, "direct": direct.build,
+                                 "plugin": plugin.build}

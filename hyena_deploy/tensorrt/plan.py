@@ -23,6 +23,8 @@ import onnx
 from hyena_deploy import metadata
 from hyena_deploy.compat import ERROR, check_compatibility
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
+from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
 from hyena_deploy.tensorrt.shapes import InputShape, resolve_profile
 
 MIN_TRT = (10, 0)
@@ -36,7 +38,6 @@ _HARDWARE_BUILD_CC = {"ampere+": (8, 0), "same-cc": (7, 5)}  # oldest GPU that c
 PRECISIONS = ("fp32", "fp16", "bf16")
 _INPUT_PRECISION = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16",
                     onnx.TensorProto.BFLOAT16: "bf16"}
-PLUGIN_OP = ("hyena_deploy", "FFTConv")
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def _timing_cache(path: str | None) -> str | None:
 
 def _graph_warnings(model: onnx.ModelProto, target: str, version: str, have_plugins: bool) -> list[str]:
     """Compatibility warnings; raise on the first compatibility error or a plugin graph without libraries."""
-    uses_plugin = any((n.domain, n.op_type) == PLUGIN_OP for n in model.graph.node)
+    uses_plugin = any((n.domain, n.op_type) == (PLUGIN_DOMAIN, PLUGIN_OP_TYPE) for n in model.graph.node)
     if uses_plugin and not have_plugins:
         raise HyenaDeployError("the graph has hyena_deploy::FFTConv nodes (strategy plugin): pass --plugin-lib PATH "
                                "to the TensorRT plugin library implementing them, or re-export with --fftconv monarch")

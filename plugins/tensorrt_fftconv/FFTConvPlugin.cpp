@@ -125,11 +125,15 @@ char const* FFTConvPlugin::getPluginNamespace() const noexcept
 int32_t FFTConvPlugin::configurePlugin(
     DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept
 {
+    if (nbInputs < 2 || nbInputs > 5 || nbOutputs != 1)
+    {
+        logError("FFTConv: expects 2 to 5 inputs and one output");
+        return -1;
+    }
     Dims const& signal = in[kSIGNAL].desc.dims;
     Dims const& spectrum = in[kSPECTRUM].desc.dims;
     bool const channelsMatch = signal.d[1] < 0 || spectrum.d[0] < 0 || signal.d[1] == spectrum.d[0];
-    if (nbInputs < 2 || nbInputs > 5 || nbOutputs != 1 || spectrum.nbDims != 3 || !channelsMatch
-        || spectrum.d[1] != mFftSize / 2 + 1 || spectrum.d[2] != 2)
+    if (spectrum.nbDims != 3 || !channelsMatch || spectrum.d[1] != mFftSize / 2 + 1 || spectrum.d[2] != 2)
     {
         logError("FFTConv: spectrum must be (C, fft_size/2+1, 2) for a (B, C, L) signal");
         return -1;

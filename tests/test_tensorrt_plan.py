@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import sys
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -481,6 +482,89 @@ def test_build_checks_the_gpu_for_ampere_plus(cli, onnx_file, tmp_path, fake_ten
     result = CliRunner().invoke(cli, ["build", str(onnx_file), "-o", str(tmp_path / "m.engine"),
                                       "--hardware-compat", "ampere+"])
     assert result.exit_code == 1 and "this GPU is 7.5" in result.stderr and not fake_tensorrt
+
+
+# ---------------------------------------------------------------- trt_api against a recording stand-in
+
+class _FakeTensorRT(types.ModuleType):
+    """Only the TensorRT Python API names trt_api may use (checked against pyCore.cpp / pyOnnx.cpp), recording calls."""
+
+    def __init__(self, parses: bool = True):
+        super().__init__("tensorrt")
+        log: list = []
+        self.log, self.__version__ = log, "10.8.0.43"
+        self.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
+        self.BuilderFlag = types.SimpleNamespace(TF32="TF32", VERSION_COMPATIBLE="VERSION_COMPATIBLE")
+        self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+        self.HardwareCompatibilityLevel = types.SimpleNamespace(NONE="NONE", AMPERE_PLUS="AMPERE_PLUS",
+                                                                SAME_COMPUTE_CAPABILITY="SAME_COMPUTE_CAPABILITY")
+        self.Logger = type("Logger", (), {"WARNING": 2,
+                                          "__init__": lambda s, severity: log.append(("logger", severity))})
+        self.init_libnvinfer_plugins = lambda logger, namespace: log.append(("init_plugins", namespace))
+        registry = types.SimpleNamespace(load_library=lambda path: log.append(("load_library", path)) or "handle")
+        cache = types.SimpleNamespace(serialize=lambda: b"NEW-CACHE")
+
+        class Config(types.SimpleNamespace):
+            def set_memory_pool_limit(self, pool, size): log.append(("pool", pool, size))
+            def set_flag(self, flag): log.append(("set_flag", flag))
+            def clear_flag(self, flag): log.append(("clear_flag", flag))
+            def add_optimization_profile(self, profile): log.append(("profile", profile.shapes)); return 0
+            def create_timing_cache(self, data): log.append(("timing_cache", data)); return cache
+            def set_timing_cache(self, c, ignore_mismatch): return c is cache and ignore_mismatch is False
+            def get_timing_cache(self): return cache
+
+        class Profile:
+            def __init__(self): self.shapes = []
+            def set_shape(self, name, min, opt, max): self.shapes.append((name, min, opt, max))
+
+        class Builder:
+            def __init__(self, logger): self.config = Config()
+            def get_plugin_registry(self): return registry
+            def create_network(self, flags): log.append(("network", flags)); return "network"
+            def create_builder_config(self): return self.config
+            def create_optimization_profile(self): return Profile()
+            def build_serialized_network(self, network, config): log.append(("build", vars(config))); return b"PLAN"
+
+        class OnnxParser:
+            def __init__(self, network, logger): self.num_errors = 0 if parses else 2
+            def parse_from_file(self, path): log.append(("parse", path)); return parses
+            def get_error(self, i): return f"node n{i}:\n  bad op"
+            def get_used_vc_plugin_libraries(self): return ["/usr/lib/libnvinfer_plugin.so.10"]
+
+        self.Builder, self.OnnxParser = Builder, OnnxParser
+
+
+def test_build_engine_applies_the_plan(tmp_path, monkeypatch):
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(trt_api, "_loaded_libraries", set())
+    lib = tmp_path / "libhyena_fftconv.so"
+    lib.write_bytes(b"\x7fELF")
+    cache = tmp_path / "caches" / "tc.cache"
+    options = BuildOptions(plugin_libs=(str(lib),), version_compatible=True, workspace_mb=512,
+                           hardware_compat="ampere+", builder_opt_level=4, timing_cache=str(cache))
+    plan = make_plan(_plugin_model(), options, trt_api.trt_version())
+    assert trt_api.trt_version() == (10, 8)
+    assert trt_api.build_engine(tmp_path / "m.onnx", plan) == b"PLAN"
+    log = fake.log
+    steps = [entry[0] for entry in log]
+    assert steps.index("load_library") < steps.index("parse")  # plugins registered before parsing
+    assert ("network", 1 << 1) in log and ("parse", str(tmp_path / "m.onnx")) in log
+    assert ("pool", "WORKSPACE", 512 << 20) in log and ("clear_flag", "TF32") in log
+    assert ("set_flag", "VERSION_COMPATIBLE") in log and ("timing_cache", b"") in log
+    assert ("profile", [("u", (1, 1, 8), (1, 4096, 8), (8, 4096, 8))]) in log
+    (built,) = [entry[1] for entry in log if entry[0] == "build"]
+    assert built["hardware_compatibility_level"] == "AMPERE_PLUS" and built["builder_optimization_level"] == 4
+    assert built["plugins_to_serialize"] == [str(lib.resolve()), "/usr/lib/libnvinfer_plugin.so.10"]
+    assert cache.read_bytes() == b"NEW-CACHE"
+
+
+def test_build_engine_reports_parser_errors_on_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT(parses=False))
+    plan = make_plan(_model(), BuildOptions(), TRT10)
+    with pytest.raises(HyenaDeployError) as info:
+        trt_api.build_engine(tmp_path / "m.onnx", plan)
+    assert str(info.value).endswith("node n0: bad op | node n1: bad op") and "\n" not in str(info.value)
 
 
 def test_real_tensorrt_build_and_run(tmp_path):

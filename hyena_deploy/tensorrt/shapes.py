@@ -183,5 +183,5 @@ def _resolve_dim(name: str, axis: int, d: DimDefault, user: dict[str, int | None
         raise HyenaDeployError(f"{where}: min {low} <= opt {opt} <= max {high} does not hold")
     if d.limit is not None and high > d.limit:
         raise HyenaDeployError(f"{where}: max {high} exceeds the model's max_seq_len {d.limit}; "
-                               "re-export with a larger maximum sequence length")
+                               "re-export with a larger --max-seq-len")
     return low, opt, high

@@ -125,8 +125,8 @@ class HyenaDNAFamily:
     def _hf(self, raw: dict, state: dict, weights: Path, notes: list[str]) -> tuple[torch.nn.Module, str, int]:
         state = {re.sub(r"^hyena\.", "", key): value for key, value in state.items()}
         mixers = [hf_operator(raw) for _ in range(config_int(raw, "n_layer", 12))]
-        cfg = {"d_model": raw.get("d_model", 256), "d_inner": raw.get("d_inner"), "vocab_size": raw.get("vocab_size", 12),
-               "pad_vocab_size_multiple": raw.get("pad_vocab_size_multiple", 8)}
+        cfg = {"d_model": raw.get("d_model", 256), "d_inner": raw.get("d_inner"),
+               "vocab_size": raw.get("vocab_size", 12), "pad_vocab_size_multiple": raw.get("pad_vocab_size_multiple", 8)}
         backbone = build_backbone(cfg, mixers, 1e-5, float(raw.get("layer_norm_epsilon", 1e-5)))
         head = _head(raw, state, "HyenaDNAModel")
         if head == "HyenaDNAForCausalLM":

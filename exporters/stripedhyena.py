@@ -61,10 +61,12 @@ _EXAMPLE_LENGTH = 64
 
 
 def is_stripedhyena_config(config: dict) -> bool:
-    """A StripedHyena config: the HF ``model_type``, or an untyped one with Hyena layer indices (not Evo 2's)."""
+    """The HF ``model_type``, or untyped with Hyena layer indices; never with StripedHyena 2 (Evo 2) layer kinds."""
+    if any(f"{kind}_layer_idxs" in config for kind in ("hcl", "hcm", "hcs")):
+        return False
     if "model_type" in config:
         return config["model_type"] == MODEL_TYPE
-    return "hyena_layer_idxs" in config and "hcl_layer_idxs" not in config
+    return "hyena_layer_idxs" in config
 
 
 class FlashMHAStandIn(RotaryMHA):

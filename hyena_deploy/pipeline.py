@@ -17,7 +17,7 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import check_right_padding, make_length_dynamic, probe_lengths, run_torch
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.rewrite.replace import RewrittenSite, rewrite_fftconvs, sites_json
-from hyena_deploy.runtime import OrtModel
+from hyena_deploy.runtime import Backend, OrtModel
 from hyena_deploy.sources import load_source
 from hyena_deploy.strategies import BUILDERS, auto
 from hyena_deploy.trace import trace
@@ -112,7 +112,7 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     reports: list[OutputReport] = []
     if verify:
         progress("verifying against PyTorch")
-        reports = check_parity(loaded, model, _verify_lengths(lengths), batch, tolerance)
+        reports = check_parity(loaded, OrtModel(model), _verify_lengths(lengths), batch, tolerance)
         failed = [r for r in reports if not r.passed]
         if failed:
             worst = max(failed, key=lambda r: r.rel_l2)
@@ -126,10 +126,9 @@ def _verify_lengths(lengths: Lengths) -> list[int]:
     return probe_lengths(lengths.length) if lengths.dynamic else [lengths.length]
 
 
-def check_parity(loaded: LoadedModel, model: onnx.ModelProto, lengths: list[int], batch: int | None,
+def check_parity(loaded: LoadedModel, runner: Backend, lengths: list[int], batch: int | None,
                  tolerance: Tolerance, given: list[tuple[str, list[np.ndarray]]] = ()) -> list[OutputReport]:
-    """PyTorch vs ONNX Runtime on fresh random inputs at each length (batch 3 and 1), plus ``given`` inputs."""
-    runner = OrtModel(model)
+    """PyTorch vs ``runner`` on fresh random inputs at each length (batch 3 and 1), plus ``given`` inputs."""
     rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
     cases: list[tuple[str, list[np.ndarray]]] = []
     for i, length in enumerate(lengths):

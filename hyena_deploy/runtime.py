@@ -1,8 +1,9 @@
-"""ONNX Runtime sessions for exported graphs: custom ops registered, lengths checked."""
+"""Backends that run an exported graph: ONNX Runtime (here) and TensorRT engines (when installed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnx
@@ -11,6 +12,15 @@ import onnxruntime as ort
 from hyena_deploy import metadata
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins import session_options_for
+
+
+class Backend(Protocol):
+    """Anything that runs positional inputs and names its outputs."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
 class OrtModel:
@@ -48,3 +58,19 @@ class OrtModel:
             return self.session.run(None, dict(zip(self.input_names, inputs)))
         except Exception as exc:  # ORT raises its own exception types
             raise HyenaDeployError(f"ONNX Runtime failed: {str(exc).splitlines()[0]}") from None
+
+
+class EngineModel:
+    """A TensorRT engine behind the Backend interface (input/output names from its ONNX graph)."""
+
+    def __init__(self, engine: Path, graph: onnx.ModelProto, plugin_libs: tuple[str, ...] | None = None) -> None:
+        from hyena_deploy.tensorrt.trt_api import TensorRTRunner
+
+        self.runner = TensorRTRunner(engine, plugin_libs)
+        inits = {i.name for i in graph.initializer}
+        self.input_names = [i.name for i in graph.input if i.name not in inits]
+        self.output_names = [o.name for o in graph.output]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = self.runner.run(dict(zip(self.input_names, inputs)))
+        return [outputs[name] for name in self.output_names]

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BANNED_OPS = {"DFT", "Sin", "Cos", "Exp", "Log"}
 PARITY = 1e-5  # relative L2, ONNX Runtime vs PyTorch
 MATH = 1e-10    # relative L2, the loaded module run in float64 vs the float64 reference: same math
-FP32 = 1e-4     # relative L2, the loaded module in float32 vs the float64 reference
+FP32 = 1e-5     # relative L2, the loaded module in float32 vs the float64 reference
 
 
 def load_script(family: str):
@@ -89,7 +89,8 @@ def ref_operator(sd: dict, p: str, u: torch.Tensor, *, order: int, layout: str, 
     z = (u @ g("in_proj.weight").T + g("in_proj.bias")).transpose(1, 2)
     taps = g("short_filter.weight")[:, 0]
     padded = F.pad(z, (taps.shape[1] - 1, 0))
-    z = sum(taps[:, j, None] * padded[..., j:j + length] for j in range(taps.shape[1])) + g("short_filter.bias")[:, None]
+    z = sum(taps[:, j, None] * padded[..., j:j + length] for j in range(taps.shape[1]))
+    z = z + g("short_filter.bias")[:, None]
     *x, v = z.split(d_model, dim=1)
     h = ref_filter(sd, p + "filter_fn.", length, w, shift, modulate).T
     skip = g("filter_fn.bias")
@@ -139,7 +140,7 @@ def assert_matches(module: torch.nn.Module, inputs: torch.Tensor, want: torch.Te
 def assert_differs(module: torch.nn.Module, inputs: torch.Tensor, other: torch.Tensor) -> None:
     """The reference with a different quirk (layout, shift) is far from the module."""
     wide = inputs.double() if inputs.dtype.is_floating_point else inputs
-    assert rel_l2(forward(copy.deepcopy(module).double(), wide), other) > 1e-3
+    assert rel_l2(forward(copy.deepcopy(module).double(), wide), other) > 1e-4
 
 
 def random_ids(vocab: int, length: int, batch: int = 3) -> torch.Tensor:
@@ -183,7 +184,8 @@ def export_and_compare(directory: Path, output: Path, lengths: list[int], **expo
 
 def expected_lm_keys(n_layer: int = 2) -> set[str]:
     """ConvLMHeadModel state-dict keys for an order-2 Hyena LM (docs §1.6)."""
-    keys = {"backbone.embeddings.word_embeddings.weight", "backbone.ln_f.weight", "backbone.ln_f.bias", "lm_head.weight"}
+    keys = {"backbone.embeddings.word_embeddings.weight", "backbone.ln_f.weight", "backbone.ln_f.bias",
+            "lm_head.weight"}
     filter_keys = ["bias", "pos_emb.z", "pos_emb.t", "modulation.deltas",
                    *(f"implicit_filter.{i}.weight" for i in (0, 2, 4, 6)),
                    *(f"implicit_filter.{i}.bias" for i in (0, 2, 4)), *(f"implicit_filter.{i}.freq" for i in (1, 3, 5))]
@@ -220,7 +222,8 @@ def test_lm_parity_and_exact_keys(tmp_path: Path, weights: str) -> None:
     assert set(loaded.module.state_dict()) == expected_lm_keys()
     assert loaded.max_seq_len == 512 and loaded.output_names == ["logits"] and not loaded.notes
     z = loaded.module.backbone.layers[0].mixer.filter_fn.pos_emb.z
-    assert isinstance(z, torch.nn.Parameter) and torch.equal(z, sd[prefix + "backbone.layers.0.mixer.filter_fn.pos_emb.z"])
+    assert isinstance(z, torch.nn.Parameter)  # lr_pos_emb != 0: trained, loaded as stored, not recomputed
+    assert torch.equal(z, sd[prefix + "backbone.layers.0.mixer.filter_fn.pos_emb.z"])
     for length in (1, 37, 511):
         ids = random_ids(100, length)
         assert_matches(loaded.module, ids, ref_safari_lm(sd, ids, prefix, order=2, layout="vo", shift=0.0, w=14))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from hyena_deploy.commands.options import make_tolerance, tolerance_options
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import probe_lengths
 from hyena_deploy.pipeline import check_parity
+from hyena_deploy.runtime import Backend, EngineModel, OrtModel
 from hyena_deploy.report import console, parity_table, write_json
 from hyena_deploy.sources import load_source
 
@@ -43,10 +45,17 @@ def _given_inputs(path: Path | None, names: list[str]) -> list[tuple[str, list[n
 @click.option("--seq-len", "seq_lens", type=int, multiple=True,
               help="Lengths for random inputs (repeatable; default: 4 lengths for dynamic models).")
 @tolerance_options
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also compare this TensorRT engine (built from MODEL.onnx; needs tensorrt and a GPU).")
+@click.option("--plugin-lib", "plugin_libs", multiple=True, help="TensorRT plugin library for --engine (repeatable).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
 def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, ...], seq_lens: tuple[int, ...],
-          atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float, report: Path | None) -> None:
-    """Compare MODEL.onnx against SOURCE in PyTorch fp32; exit 1 when any output fails."""
+          atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float, engine: Path | None,
+          plugin_libs: tuple[str, ...], report: Path | None) -> None:
+    """Compare MODEL.onnx (ONNX Runtime) and optionally a TensorRT engine against SOURCE in PyTorch fp32.
+
+    Exits 1 when any output of any backend fails.
+    """
     tolerance = make_tolerance(atol, rtol, max_rel_l2)
     proto = onnx_io.load(model)
     meta = metadata.read(proto)
@@ -62,9 +71,15 @@ def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, .
             raise HyenaDeployError(f"{source}: this model family has no tokenizer, --sequence cannot be used")
         given.append(("sequences", [t.numpy() for t in loaded.tokenizer(list(sequences))]))
     batch = None if meta.get("dynamic_batch", "true") == "true" else proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value
-    with console.status("comparing PyTorch and ONNX Runtime"):
-        results = check_parity(loaded, proto, lengths, batch, tolerance, given)
-    console.print(parity_table(results))
+    backends: dict[str, Backend] = {"onnxruntime": OrtModel(proto)}
+    if engine is not None:
+        backends["tensorrt"] = EngineModel(engine, proto, plugin_libs or None)
+    results = []
+    for label, backend in backends.items():
+        with console.status(f"comparing PyTorch and {label}"):
+            reports = check_parity(loaded, backend, lengths, batch, tolerance, given)
+        console.print(parity_table(reports, title=f"{label} vs PyTorch fp32"))
+        results += [replace(r, case=f"{label} {r.case}") for r in reports]
     passed = all(r.passed for r in results)
     if report is not None:
         write_json(report, {"model": str(model), "source": source, "passed": passed,

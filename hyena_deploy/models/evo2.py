@@ -10,7 +10,8 @@ Module and parameter names follow vortex's ``StripedHyena.state_dict()``. Semant
 - explicit filters ``h`` (G, 1, taps), repeated ``D / G`` times per group: with fewer than 128 taps
   (HCS) ``conv1d`` cross-correlation, no ``D``; with 128 or more (HCM) ``h`` is a true convolution
   filter cut to L and run by FFT with the ``D`` skip;
-- HCL: ``h[d, t] = Σ_n residues[d, n] exp(log_poles[d, n] t)``, FFT convolution with ``D`` skip;
+- HCL: one real modal system per channel (vortex ignores ``hcl_filter_groups``),
+  ``h[d, t] = Σ_n residues[d, n] exp(log_poles[d, n] t)``, FFT convolution with ``D`` skip;
 - output ``x2 ⊙ y``; RMSNorm with eps added to the RMS; MLPs ``l3(act(l1 z) ⊙ l2 z)`` where
   ``evo2_style_activations`` makes every layer but 0 bilinear (identity ``act``).
 """
@@ -94,7 +95,8 @@ class Evo2Config:
             interleave=bool(cfg.get("interleave")), column_split_hyena=bool(cfg.get("column_split_hyena", True)),
             hyena_flip_x1x2=bool(cfg.get("hyena_flip_x1x2", False)),
             projection_bias=bool(cfg.get("qkv_proj_bias")), hyena_out_proj_bias=bool(cfg.get("hyena_out_proj_bias")),
-            qkv_proj_bias=bool(cfg.get("qkv_proj_bias", True)), mha_out_proj_bias=bool(cfg.get("mha_out_proj_bias", True)),
+            qkv_proj_bias=bool(cfg.get("qkv_proj_bias", True)),
+            mha_out_proj_bias=bool(cfg.get("mha_out_proj_bias", True)),
             proj_groups=cfg.get("proj_groups", 1), rotary_emb_base=float(cfg.get("rotary_emb_base", 1000000)),
             rotary_scaling=float(scaling), tie_embeddings=bool(cfg.get("tie_embeddings")),
             final_norm=bool(cfg.get("final_norm", True)))
@@ -144,7 +146,7 @@ class HyenaCascade(nn.Module):
         taps, groups = (cfg.hcs_filter_length, cfg.hcs_filter_groups) if kind == "hcs" else \
             (cfg.hcm_filter_length, cfg.hcm_filter_groups)
         if taps < 1 or dim % groups:
-            raise HyenaDeployError(f"Evo 2 config: {kind} filter length {taps} / groups {groups} do not fit width {dim}")
+            raise HyenaDeployError(f"Evo 2 config: {kind} filter length {taps}, groups {groups} do not fit width {dim}")
         self.h = nn.Parameter(torch.zeros(groups, 1, taps))
         self.D = nn.Parameter(torch.zeros(dim)) if taps >= LONG_EXPLICIT_TAPS else None
 

@@ -7,9 +7,9 @@ Defaults, per dimension of every graph input (inputs have batch on axis 0 and se
   the activation memory and FFT workspaces the engine reserves, so the default is a modest serving
   batch; pass ``--max-shapes`` for more;
 * a dynamic sequence axis is ``min 1, opt = max = max_seq_len`` (ONNX metadata). Opt sits at the
-  maximum on purpose: hyena-deploy's FFT convolutions pad every sequence to one FFT size fixed by
-  ``max_seq_len``, so their matmuls have the same shape at any L, and tuning the remaining layers for
-  the longest sequence optimises the worst-case latency a deployment is sized for, instead of a
+  maximum on purpose: the monarch, dft and plugin FFT convolutions pad every sequence to one FFT
+  size fixed by ``max_seq_len``, so their cost barely depends on L, and tuning the remaining layers
+  for the longest sequence optimises the worst-case latency a deployment is sized for, instead of a
   short-sequence shape whose tactics can be slow at full length. Pass ``--opt-shapes`` to tune for a
   typical shorter length;
 * any other dynamic dim has no default: the user must give at least its opt or max.

@@ -69,7 +69,7 @@ def vortex_state(model: Evo2, cfg: Evo2Config) -> dict:
             key = f"blocks.{index}.inner_mha_cls.Wqkv.weight"
             state[key] = state[key].reshape(3, heads, -1, cfg.hidden_size).transpose(0, 1).reshape(state[key].shape)
         else:
-            state[f"blocks.{index}.projections._extra_state"] = io.BytesIO()
+            state[f"blocks.{index}.projections._extra_state"] = io.BytesIO(b"fp8 metadata")
     return state
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -32,12 +34,21 @@ def check(model: onnx.ModelProto) -> None:
         if model.ByteSize() < PROTOBUF_LIMIT:
             onnx.checker.check_model(model, full_check=True)
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            onnx.save(model, str(path), save_as_external_data=True, location="model.onnx.data")
+        with staged_external(model) as path:
             onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
         raise HyenaDeployError(f"the written graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def staged_external(model: onnx.ModelProto) -> Iterator[Path]:
+    """A temporary copy of ``model`` on disk with external data, for tools that need a path."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # onnx.save with external data rewrites the proto it is given
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(copy, str(path), save_as_external_data=True, location="model.onnx.data")
+        yield path
 
 
 def save(model: onnx.ModelProto, path: Path) -> list[Path]:

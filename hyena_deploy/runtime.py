@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from hyena_deploy import metadata
+from hyena_deploy import metadata, onnx_io
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins import session_options_for
 
@@ -37,8 +37,12 @@ class OrtModel:
             options.inter_op_num_threads = 1
         options, proto = session_options_for(proto, options)  # registers hyena_deploy::FFTConv if used
         try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), options,
-                                                providers=["CPUExecutionProvider"])
+            if proto.ByteSize() < onnx_io.PROTOBUF_LIMIT:
+                self.session = ort.InferenceSession(proto.SerializeToString(), options,
+                                                    providers=["CPUExecutionProvider"])
+            else:
+                with onnx_io.staged_external(proto) as path:
+                    self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types
             raise HyenaDeployError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]

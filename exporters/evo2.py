@@ -18,9 +18,6 @@ Directory layout:
 
 from __future__ import annotations
 
-import io
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -32,39 +29,12 @@ from hyena_deploy.models.evo2 import Evo2, Evo2Config
 from hyena_deploy.models.striped import byte_tokenize, find_config, weight_files
 from hyena_deploy.registry import register
 
-EXTRA_STATE = "._extra_state"
 _EXAMPLE_LENGTH = 64
 
 
 def is_evo2_config(config: dict) -> bool:
     """A vortex StripedHyena 2 config: it names HCS/HCM/HCL layers."""
     return any(f"{kind}_layer_idxs" in config for kind in ("hcl", "hcm", "hcs"))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def read_vortex_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of one checkpoint file, without ``_extra_state`` entries (which may be ``io.BytesIO``)."""
-    if path.suffix == ".safetensors":
-        state = load_state_dict(path)
-    else:
-        try:
-            with torch.serialization.safe_globals([io.BytesIO]):
-                state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-        except pickle.UnpicklingError as exc:
-            raise HyenaDeployError(f"{path}: refused, loading it would run code or it is not a weights file "
-                                   f"({_first_line(exc)})") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise HyenaDeployError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
-    if not isinstance(state, dict):
-        raise HyenaDeployError(f"{path}: does not hold a state dict")
-    state = {key: value for key, value in state.items() if not key.endswith(EXTRA_STATE)}
-    if not all(isinstance(value, torch.Tensor) for value in state.values()):
-        raise HyenaDeployError(f"{path}: holds entries that are not tensors")
-    return state
 
 
 def unsplit_wqkv(state: dict[str, torch.Tensor], cfg: Evo2Config) -> dict[str, torch.Tensor]:
@@ -87,6 +57,9 @@ def unsplit_wqkv(state: dict[str, torch.Tensor], cfg: Evo2Config) -> dict[str, t
 def notes_for(config: dict) -> list[str]:
     """Where the fp32 export differs from how the published models were validated."""
     notes = ["fp32 throughout; vortex runs Evo 2 in bf16 with fp32 filters"]
+    if config.get("use_flash_rmsnorm"):
+        notes.append("config asks for flash_attn's fused RMSNorm (eps inside the sqrt); vortex's own RMSNorm "
+                     "(eps added to the RMS) is used")
     if config.get("use_fp8_input_projections"):
         notes.append("config uses FP8 (Transformer Engine) input projections; exported in fp32: Evo 2 40B/20B/1B "
                      "were validated only with FP8, expect a wider gap to the reference")
@@ -119,7 +92,7 @@ class Evo2Family:
         model = Evo2(cfg).eval()
         state: dict[str, torch.Tensor] = {}
         for path in files:
-            state.update(read_vortex_weights(path))
+            state.update(load_state_dict(path, drop_extra_state=True))
         if config.get("column_split", True):
             state = unsplit_wqkv(state, cfg)
         load_into(model, state, files[0] if len(files) == 1 else directory)

@@ -91,13 +91,17 @@ def _scale_rope(mha: FlashMHAStandIn, kwargs_new_rope: dict) -> None:
 
 
 def _real_compute_filter(self, L: int, device: torch.device) -> tuple:
-    """``compute_filter`` without complex tensors: ``Re Σ_n R_n p_n^t`` as (1, systems, L) fp32."""
+    """``compute_filter`` without complex tensors: ``Re Σ_n R_n p_n^t`` as (1, systems, L) fp32.
+
+    ``log p = log|p| + j arg p`` is formed in float64 (in fp32, ``|p|²`` rounds near 1 and the
+    error grows with ``t``), then everything follows the package's complex64 arithmetic in fp32.
+    """
     t = torch.arange(L, device=device, dtype=torch.float32)
-    re_p, im_p = self.poles.float().unbind(-1)  # (systems, state, 1)
+    re_p, im_p = self.poles.double().unbind(-1)  # (systems, state, 1)
+    log_magnitude = (0.5 * torch.log(re_p * re_p + im_p * im_p)).float()
+    angle = torch.atan2(im_p, re_p).float() * t
     re_r, im_r = self.residues.float().unbind(-1)
-    angle = torch.atan2(im_p, re_p) * t
-    magnitude = torch.exp(0.5 * torch.log(re_p * re_p + im_p * im_p) * t)
-    h = (magnitude * (re_r * torch.cos(angle) - im_r * torch.sin(angle))).sum(1)[None]
+    h = (torch.exp(log_magnitude * t) * (re_r * torch.cos(angle) - im_r * torch.sin(angle))).sum(1)[None]
     return h, torch.float32, self.poles, self.residues
 
 

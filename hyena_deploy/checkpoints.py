@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -14,8 +16,15 @@ from hyena_deploy.errors import HyenaDeployError
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "weights.ckpt", "model.pt")
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from a safetensors file or a weights-only torch pickle (Lightning ``state_dict`` unwrapped)."""
+EXTRA_STATE = "_extra_state"  # Transformer Engine metadata entries (io.BytesIO), never weights
+
+
+def load_state_dict(path: Path, *, drop_extra_state: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file or a weights-only torch pickle (Lightning ``state_dict`` unwrapped).
+
+    With ``drop_extra_state`` the unpickler also accepts ``io.BytesIO`` (Transformer Engine's
+    ``*._extra_state`` entries) and those entries are dropped; nothing else that could run code is allowed.
+    """
     if not path.is_file():
         raise HyenaDeployError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
@@ -23,18 +32,23 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            obj = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise HyenaDeployError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise HyenaDeployError(f"{path}: refused, loading it would run code or it is not a weights file "
-                               f"({_first_line(exc)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise HyenaDeployError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+    else:
+        allowed = [io.BytesIO] if drop_extra_state else []
+        try:
+            with torch.serialization.safe_globals(allowed):
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except pickle.UnpicklingError as exc:
+            raise HyenaDeployError(f"{path}: refused, loading it would run code or it is not a weights file "
+                                   f"({_first_line(exc)})") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise HyenaDeployError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
+    if isinstance(obj, dict) and drop_extra_state:
+        obj = {k: v for k, v in obj.items() if not k.endswith(EXTRA_STATE)}
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise HyenaDeployError(f"{path}: does not hold a state dict of tensors")
     return obj

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 from onnx.reference import ReferenceEvaluator
 
-from hyena_deploy import metadata, onnx_io
+from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import consumers, constant_value
 from hyena_deploy.lengths import probe_lengths
-from hyena_deploy.pipeline import _choose, tool_version
+from hyena_deploy.pipeline import _choose
 from hyena_deploy.rewrite.replace import RewrittenSite, is_length_dynamic, rewrite_fftconvs, sites_json, static_length
 from hyena_deploy.runtime import OrtModel
 from hyena_deploy.verify import OutputReport, Tolerance, compare

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
-from hyena_deploy import metadata, onnx_io
+from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import check_right_padding, make_length_dynamic, probe_lengths, run_torch
 from hyena_deploy.loaded import LoadedModel
@@ -25,13 +24,6 @@ from hyena_deploy.verify import OutputReport, Tolerance, compare
 
 STRATEGIES = ("auto", *BUILDERS)
 Progress = Callable[[str], None]
-
-
-def tool_version() -> str:
-    try:
-        return version("hyena-deploy")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.files import write_atomic
 from hyena_deploy.verify import OutputReport
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -30,15 +28,5 @@ def parity_table(reports: list[OutputReport], title: str = "parity vs PyTorch fp
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file in the same directory, then rename)."""
-    if not path.parent.is_dir():
-        raise HyenaDeployError(f"{path.parent}: directory does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".hyena-deploy-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a JSON report atomically."""
+    write_atomic(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())

@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from hyena_deploy import metadata
-from hyena_deploy.cli import _Group
+from hyena_deploy import files, metadata
+from hyena_deploy.files import write_atomic
+from hyena_deploy.cli import main
 from hyena_deploy.commands.build import build
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.tensorrt import engine_meta, trt_api
@@ -286,9 +287,9 @@ def test_write_atomic_cleans_up_on_failure(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(engine_meta.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError):
-        engine_meta.write_atomic(target, b"new")
+        write_atomic(target, b"new")
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
 
 
@@ -364,9 +365,7 @@ def test_engine_file_must_match_sidecar(tmp_path):
 
 @pytest.fixture
 def cli():
-    group = _Group("hyena-deploy")
-    group.add_command(build)
-    return group
+    return main
 
 
 @pytest.fixture
@@ -580,9 +579,7 @@ def test_real_tensorrt_build_and_run(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     metadata.write(model, {metadata.MAX_SEQ_LEN: "64", metadata.DYNAMIC_SEQ: "true", metadata.DYNAMIC_BATCH: "true"})
     onnx.save(model, str(tmp_path / "m.onnx"))
-    group = _Group("hyena-deploy")
-    group.add_command(build)
-    result = CliRunner().invoke(group, ["build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.engine")])
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.engine")])
     assert result.exit_code == 0, result.output
     feed = np.random.default_rng(1).standard_normal((2, 16, 4)).astype(np.float32)
     got = trt_api.TensorRTRunner(tmp_path / "m.engine").run({"x": feed})["y"]

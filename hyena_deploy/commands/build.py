@@ -13,6 +13,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.files import write_atomic
 from hyena_deploy.tensorrt import engine_meta, trt_api
 from hyena_deploy.tensorrt.plan import (
     ASSUMED_TRT_VERSION,
@@ -98,7 +99,7 @@ def build(model: Path, output: Path, min_shapes: str | None, opt_shapes: str | N
     click.echo(f"building with TensorRT {env.tensorrt_version} on {env.gpu_name}", err=True)
     engine = trt_api.build_engine(model, plan)
     meta = engine_meta.make_meta(plan, env, model, engine)
-    engine_meta.write_atomic(output, engine)
+    write_atomic(output, engine)
     sidecar = engine_meta.sidecar_path(output)
     engine_meta.write_sidecar(sidecar, meta)
     click.echo(f"wrote {output} ({len(engine) / 2**20:.1f} MiB) and {sidecar}")

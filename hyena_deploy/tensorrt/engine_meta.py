@@ -11,13 +11,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from hyena_deploy import tool_version
+from hyena_deploy.checkpoints import sha256_files
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.files import write_atomic
 from hyena_deploy.tensorrt.plan import BuildPlan
 from hyena_deploy.tensorrt.shapes import InputShape
 
@@ -92,47 +93,13 @@ def make_meta(plan: BuildPlan, env: BuildEnvironment, source_onnx: Path, engine:
         tf32=plan.tf32, hardware_compat=plan.hardware_compat, version_compatible=plan.version_compatible,
         plugin_libraries=plan.plugin_libs, plugins_serialized=bool(plan.plugins_to_serialize),
         builder_opt_level=plan.builder_opt_level, workspace_mb=plan.workspace_mb,
-        source_onnx=str(Path(source_onnx).resolve()), source_onnx_sha256=file_sha256(source_onnx),
+        source_onnx=str(Path(source_onnx).resolve()), source_onnx_sha256=sha256_files(Path(source_onnx)),
         engine_sha256=hashlib.sha256(engine).hexdigest(), hyena_deploy_version=tool_version())
-
-
-def tool_version() -> str:
-    try:
-        return version("hyena-deploy")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def sidecar_path(engine_path: str | os.PathLike) -> Path:
     """``MODEL.engine`` -> ``MODEL.engine.json``."""
     return Path(f"{os.fspath(engine_path)}.json")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    Readers see the old file or the complete new one, never a partial write; the temporary file is
-    removed if anything fails.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_sidecar(path: str | os.PathLike, meta: EngineMeta) -> None:
@@ -174,7 +141,7 @@ def check_loadable(sidecar: EngineMeta, runtime_trt_version: str | Sequence[int]
 
 def check_engine_file(sidecar: EngineMeta, engine_path: str | os.PathLike) -> None:
     """Raise when ``engine_path`` is not the engine the sidecar was written for."""
-    if file_sha256(engine_path) != sidecar.engine_sha256:
+    if sha256_files(Path(engine_path)) != sidecar.engine_sha256:
         raise HyenaDeployError(f"{engine_path} does not match its sidecar (replaced without it); "
                                "rebuild it with `hyena-deploy build`")
 

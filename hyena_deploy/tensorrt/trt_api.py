@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.files import write_atomic
 from hyena_deploy.tensorrt import engine_meta
 from hyena_deploy.tensorrt.engine_meta import BuildEnvironment
 from hyena_deploy.tensorrt.plan import BuildPlan
@@ -113,7 +114,7 @@ def build_engine(onnx_path: str | os.PathLike, plan: BuildPlan) -> bytes:
         raise HyenaDeployError("TensorRT failed to build the engine (see its log above)")
     if cache is not None:
         Path(plan.timing_cache).parent.mkdir(parents=True, exist_ok=True)
-        engine_meta.write_atomic(plan.timing_cache, bytes(config.get_timing_cache().serialize()))
+        write_atomic(plan.timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
 
 

@@ -83,6 +83,7 @@ def _head(raw: dict, state: dict[str, torch.Tensor], default: str) -> str:
 
 
 def hf_operator(raw: dict) -> HyenaOperator:
+    """``modeling_hyena.HyenaOperator`` for an ``-hf`` config: shift 0.05, always modulated, ``(o d)``."""
     for key, supported in (("hyena_order", 2), ("short_filter_order", 3)):
         if raw.get(key, supported) != supported:
             raise HyenaDeployError(f"config.json: {key}={raw[key]!r} is not supported by modeling_hyena.py "
@@ -130,9 +131,12 @@ class HyenaDNAFamily:
         backbone = build_backbone(cfg, mixers, 1e-5, float(raw.get("layer_norm_epsilon", 1e-5)))
         head = _head(raw, state, "HyenaDNAModel")
         if head == "HyenaDNAForCausalLM":
-            module = CausalLM(backbone, tie_embeddings=bool(raw.get("tie_word_embeddings", False)))
+            tied = bool(raw.get("tie_word_embeddings", True))  # transformers' default; released configs say false
+            if tied:
+                untie_check(state, "lm_head.weight", "backbone.embeddings.word_embeddings.weight")
+            module = CausalLM(backbone, tie_embeddings=tied)
         elif head == "HyenaDNAForSequenceClassification":
-            labels = state["score.weight"].shape[0] if "score.weight" in state else raw.get("num_labels", 2)
+            labels = state["score.weight"].shape[0] if "score.weight" in state else 2  # absent: load_into reports it
             module = SequenceClassifier(backbone, labels, raw.get("pad_token_id"))
         else:
             module = EmbeddingModel(backbone)

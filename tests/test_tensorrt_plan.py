@@ -19,7 +19,6 @@ from onnx import TensorProto, helper, numpy_helper
 from hyena_deploy import files, metadata
 from hyena_deploy.files import write_atomic
 from hyena_deploy.cli import main
-from hyena_deploy.commands.build import build
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.tensorrt import engine_meta, trt_api
 from hyena_deploy.tensorrt.engine_meta import BuildEnvironment, check_loadable

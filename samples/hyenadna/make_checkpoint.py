@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for samples/_common.py
+from _common import perturb  # noqa: E402
 from exporters.hyenadna import HF_SHIFT, hf_operator
 from exporters.safari import build_backbone, build_operator
 from hyena_deploy.models.backbone import CausalLM, EmbeddingModel, SequenceClassifier
@@ -44,24 +47,6 @@ def lightning_config(d_model: int = 32, n_layer: int = 2, l_max: int = 514, chec
             "checkpoint_mixer": checkpoint_mixer, "checkpoint_mlp": checkpoint_mixer, "residual_in_fp32": True, "pad_vocab_size_multiple": 8,
             "layer": {"_name_": "hyena", "emb_dim": 5, "filter_order": 16, "local_order": 3, "l_max": l_max,
                       "modulate": True, "w": 10, "lr": 6e-4, "wd": 0.0, "lr_pos_emb": 0.0}}
-
-
-def perturb(model: nn.Module, seed: int) -> nn.Module:
-    """Move every parameter (each shared one once) off its initial value.
-
-    The filter MLP's linear layers are drawn at safari's init scale N(0, 0.02) instead: with torch's
-    default init, ``sin(w x)`` at w >= 10 amplifies fp32 rounding enough to blur parity checks.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(".freq"):
-                param.mul_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            elif ".implicit_filter." in f".{name}":
-                param.normal_(0.0, 0.02, generator=generator)
-            else:
-                param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    return model
 
 
 def hf_model(config: dict) -> nn.Module:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_model
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for samples/_common.py
+from _common import perturb  # noqa: E402
 from exporters.safari import build_backbone, build_operator
 from hyena_deploy.models.backbone import CausalLM
 
@@ -42,24 +45,6 @@ def lm_config(order: int, hyena_code: str, d_model: int = 32, n_layer: int = 2) 
 def operator_config(order: int, hyena_code: str, d_model: int = 32) -> dict:
     """A bare operator ``config.json``: the Hydra layer dict with ``d_model``, plus ``hyena_code``."""
     return {"hyena_code": hyena_code, "d_model": d_model, **layer_config(order)}
-
-
-def perturb(model: nn.Module, seed: int) -> nn.Module:
-    """Move every parameter (each shared one once) off its initial value.
-
-    The filter MLP's linear layers are drawn at safari's init scale N(0, 0.02) instead: with torch's
-    default init, ``sin(w x)`` at w >= 10 amplifies fp32 rounding enough to blur parity checks.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(".freq"):
-                param.mul_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-            elif ".implicit_filter." in f".{name}":
-                param.normal_(0.0, 0.02, generator=generator)
-            else:
-                param.add_(0.1 * torch.randn(param.shape, generator=generator))
-    return model
 
 
 def save(model: nn.Module, directory: Path, weights: str) -> Path:

@@ -14,6 +14,7 @@ from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import check_right_padding, make_length_dynamic, probe_lengths, run_torch
 from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.precision import apply_precision, default_tolerance
 from hyena_deploy.rewrite.replace import RewrittenSite, rewrite_fftconvs, sites_json
 from hyena_deploy.runtime import Backend, OrtModel
 from hyena_deploy.sources import load_source
@@ -71,12 +72,15 @@ def _choose(fftconv: str, target: str):
 
 def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "auto", target: str = "onnxruntime",
                  seq_len: int | None = None, max_seq_len: int | None = None, batch: int | None = None,
-                 opset: int = 20, tolerance: Tolerance = Tolerance(), verify: bool = True,
+                 opset: int = 20, precision: str = "fp32", keep_io_types: bool = True,
+                 tolerance: Tolerance | None = None, verify: bool = True,
                  progress: Progress = lambda _: None) -> ExportResult:
     """Export ``source`` to ``output`` with every FFT convolution rewritten; verify parity unless told not to.
 
-    Nothing is written when verification fails.
+    ``precision`` fp16/bf16 lowers the graph (FFT convolutions stay fp32; see hyena_deploy.precision);
+    ``tolerance`` defaults to that precision's. Nothing is written when verification fails.
     """
+    tolerance = tolerance or default_tolerance(precision)  # also rejects an unknown precision early
     choose = _choose(fftconv, target)
     if batch is not None and batch < 1:
         raise HyenaDeployError(f"--batch must be >= 1, got {batch}")
@@ -94,10 +98,13 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
         notes.append("no FFT long convolution found: the graph was exported as traced")
     if lengths.dynamic:
         make_length_dynamic(model, lengths.length)
+    if precision != "fp32":
+        progress(f"lowering to {precision} (FFT convolutions stay fp32)")
+        model = apply_precision(model, precision, keep_io_types, notes)
     metadata.write(model, {
         metadata.VERSION: tool_version(), metadata.STRATEGY: fftconv, metadata.SITES: sites_json(sites),
         metadata.MAX_SEQ_LEN: str(lengths.length), metadata.DYNAMIC_SEQ: str(lengths.dynamic).lower(),
-        metadata.DYNAMIC_BATCH: str(batch is None).lower(), metadata.PRECISION: "fp32",
+        metadata.DYNAMIC_BATCH: str(batch is None).lower(), metadata.PRECISION: precision,
         metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name})
     onnx_io.check(model)
     reports: list[OutputReport] = []

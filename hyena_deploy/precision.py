@@ -3,12 +3,13 @@
 TensorRT 11 is strongly typed (no builder precision flags): the types written in the graph are the
 types that run. :func:`apply_precision` therefore retypes the graph itself, as ModelOpt AutoCast does:
 
-* a node computes in the low precision when its op type is in :data:`LOW_PRECISION_OPS`; every other
-  node computes in fp32. The table mirrors ``torch.autocast``: matmuls, convolutions and pointwise
-  ops go low; reductions and range-sensitive ops stay fp32 (LayerNormalization, ReduceMean/Sum,
-  Softmax, Exp, Log, Pow, Sqrt, Div, Reciprocal). Their sums over a whole axis lose most of fp16's
-  10 or bf16's 7 mantissa bits, and squares, exponentials and quotients leave fp16's range (65504)
-  where fp32 does not;
+* a node computes in the low precision when its op type is in :data:`LOW_PRECISION_OPS` and its
+  ONNX schema at the model's opset admits the type (Conv has no bf16 before opset 22); every other
+  node computes in fp32. As in ``torch.autocast``, matmuls and convolutions go low and reductions and
+  range-sensitive ops stay fp32 (LayerNormalization, ReduceMean/Sum, Softmax, Exp, Log, Pow, Sqrt,
+  Div, Reciprocal): sums over a whole axis lose most of fp16's 10 or bf16's 7 mantissa bits, and
+  squares, exponentials and quotients leave fp16's range (65504) where fp32 does not. Pointwise and
+  data-movement ops also go low, so activations stay low between matmuls;
 * every FFT-convolution island (node names starting with :data:`NODE_PREFIX`) stays fp32 with its
   filter spectra: the unnormalized DC bin is a sum over the sequence;
 * the padding wrapper of dynamic-length graphs (:data:`PADDING_PREFIX`) runs in the I/O type;
@@ -17,11 +18,8 @@ types that run. :func:`apply_precision` therefore retypes the graph itself, as M
   exceed 65504 stay fp32 instead); a Cast is inserted wherever an activation crosses between fp32
   and low-precision nodes, once per tensor and type.
 
-ONNX Runtime's CPU provider has few low-precision kernels (:data:`ORT_CPU_KERNELS`, measured on
-onnxruntime 1.32, x86-64). It computes fp16 nodes without a kernel in fp32 between Casts by itself;
-for bf16 it refuses the graph. :func:`for_onnxruntime` makes that fallback explicit for both types,
-which is the parity view: every tensor rounded to its low type, arithmetic in fp32, as TensorRT's
-fp32 accumulation does.
+ONNX Runtime's CPU provider has few low-precision kernels (:data:`ORT_CPU_KERNELS`), so parity runs
+go through :func:`for_onnxruntime`.
 """
 
 from __future__ import annotations
@@ -55,7 +53,8 @@ _ARITHMETIC = frozenset({"Abs", "Add", "Clip", "Conv", "Erf", "Gelu", "Gemm", "M
 # Op types (default domain) computed in the low precision; each has one float type constraint T.
 LOW_PRECISION_OPS = {"fp16": _DATA_MOVEMENT | _ARITHMETIC, "bf16": _DATA_MOVEMENT | _ARITHMETIC}
 
-# Op types with an ONNX Runtime CPU kernel for the type (onnxruntime 1.32, x86-64, measured).
+# Op types with an ONNX Runtime CPU kernel for the type (measured: onnxruntime 1.32, x86-64; no
+# arithmetic at all in bf16, and in fp16 ORT inserts Casts to fp32 around MatMul, Conv, Add, Mul, ...).
 _ORT_MOVEMENT = frozenset({"Cast", "Concat", "ConstantOfShape", "Flatten", "Gather", "Identity", "LayerNormalization",
                            "Reshape", "Shape", "Size", "Slice", "Split", "Squeeze", "Transpose", "Unsqueeze"})
 ORT_CPU_KERNELS = {TensorProto.FLOAT16: _ORT_MOVEMENT | {"Clip", "Expand", "Max", "Min"},
@@ -100,8 +99,13 @@ def apply_precision(model: onnx.ModelProto, precision: str, keep_io_types: bool 
 
 
 def for_onnxruntime(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy ONNX Runtime's CPU provider runs: low-precision nodes without a CPU kernel compute in fp32
-    between Casts, and low-precision graph inputs and outputs become fp32."""
+    """The parity view of a lowered graph, which ONNX Runtime's CPU provider runs.
+
+    Each low-precision node without a CPU kernel for its type computes in fp32 between Casts, so every
+    tensor is still rounded to its graph type (arithmetic in fp32, like TensorRT's fp32 accumulation);
+    low-precision graph inputs and outputs become fp32. ORT refuses such bf16 nodes; fp16 ones it
+    runs by itself but drops the rounding inside chains of them (errors ~2x smaller than the graph's).
+    """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
@@ -113,23 +117,23 @@ def for_onnxruntime(model: onnx.ModelProto) -> onnx.ModelProto:
         added.append(helper.make_node("Cast", [source], [target], name=f"{CAST_PREFIX}/{target}", to=to))
 
     for vi in graph.input:
-        low = vi.type.tensor_type.elem_type
-        if low in ORT_CPU_KERNELS:
+        io_type = vi.type.tensor_type.elem_type
+        if io_type in ORT_CPU_KERNELS:
             _rename_reads(graph, vi.name, f"{vi.name}__io")
-            cast(vi.name, f"{vi.name}__io", low)
-            types[f"{vi.name}__io"] = low
+            cast(vi.name, f"{vi.name}__io", io_type)
+            types[f"{vi.name}__io"] = io_type
             vi.type.tensor_type.elem_type = TensorProto.FLOAT
     for vi in graph.output:
-        low = vi.type.tensor_type.elem_type
-        if low in ORT_CPU_KERNELS:
+        io_type = vi.type.tensor_type.elem_type
+        if io_type in ORT_CPU_KERNELS:
             _rename_writes(graph, vi.name, f"{vi.name}__io")
             cast(f"{vi.name}__io", vi.name, TensorProto.FLOAT)
-            types[f"{vi.name}__io"] = low
+            types[f"{vi.name}__io"] = io_type
             vi.type.tensor_type.elem_type = TensorProto.FLOAT
     widened: dict[str, str] = {}
     for node in list(graph.node):
-        low = {types.get(t) for t in (*node.input, *node.output)} & set(ORT_CPU_KERNELS)
-        if node.domain not in ("", "ai.onnx") or not low or all(node.op_type in ORT_CPU_KERNELS[t] for t in low):
+        low_types = {types.get(t) for t in (*node.input, *node.output)} & set(ORT_CPU_KERNELS)
+        if node.domain not in ("", "ai.onnx") or all(node.op_type in ORT_CPU_KERNELS[t] for t in low_types):
             continue
         for i, name in enumerate(node.input):
             if types.get(name) in ORT_CPU_KERNELS:

@@ -12,6 +12,7 @@ import onnxruntime as ort
 from hyena_deploy import metadata, onnx_io
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins import session_options_for
+from hyena_deploy.precision import for_onnxruntime
 
 
 class Backend(Protocol):
@@ -35,6 +36,8 @@ class OrtModel:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if meta.get("precision", "fp32") != "fp32":
+            proto = for_onnxruntime(proto)  # no bf16 arithmetic on ORT CPU; low-precision I/O fed as fp32
         options, proto = session_options_for(proto, options)  # registers hyena_deploy::FFTConv if used
         try:
             if proto.ByteSize() < onnx_io.PROTOBUF_LIMIT:

@@ -209,3 +209,15 @@ def test_external_data_past_the_protobuf_limit(tmp_path: Path, monkeypatch) -> N
     assert (tmp_path / "big.onnx.data").stat().st_size > 100_000 and out.stat().st_size < 100_000
     model = onnx.load(str(out))
     assert OrtModel(model).run([np.zeros((1, 16), np.int64)])[0].shape == (1, 16, 16)
+
+
+def test_low_precision_export_and_check(tmp_path: Path) -> None:
+    import onnx
+
+    from hyena_deploy import metadata
+
+    out = tmp_path / "half.onnx"
+    result = run("export", "hyena-tiny", "-o", out, "--precision", "fp16", "--max-seq-len", "128")
+    assert result.exit_code == 0, result.output
+    assert metadata.read(onnx.load(str(out)))["precision"] == "fp16"
+    assert run("check", "hyena-tiny", out).exit_code == 0

@@ -13,6 +13,7 @@ from hyena_deploy.commands.options import make_tolerance, tolerance_options
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import probe_lengths
 from hyena_deploy.pipeline import check_parity
+from hyena_deploy.precision import default_tolerance
 from hyena_deploy.runtime import Backend, EngineModel, OrtModel
 from hyena_deploy.report import console, parity_table, write_json
 from hyena_deploy.sources import load_source
@@ -50,15 +51,15 @@ def _given_inputs(path: Path | None, names: list[str]) -> list[tuple[str, list[n
 @click.option("--plugin-lib", "plugin_libs", multiple=True, help="TensorRT plugin library for --engine (repeatable).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
 def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, ...], seq_lens: tuple[int, ...],
-          atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float, engine: Path | None,
+          atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, engine: Path | None,
           plugin_libs: tuple[str, ...], report: Path | None) -> None:
     """Compare MODEL.onnx (ONNX Runtime) and optionally a TensorRT engine against SOURCE in PyTorch fp32.
 
     Exits 1 when any output of any backend fails.
     """
-    tolerance = make_tolerance(atol, rtol, max_rel_l2)
     proto = onnx_io.load(model)
     meta = metadata.read(proto)
+    tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(meta.get("precision", "fp32")))
     loaded = load_source(source)
     max_len = int(meta.get("max_seq_len", loaded.example_inputs[0].shape[1]))
     if any(length < 1 or length > max_len for length in seq_lens):

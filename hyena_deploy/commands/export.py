@@ -8,6 +8,7 @@ import click
 
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
 from hyena_deploy.pipeline import STRATEGIES, export_model
+from hyena_deploy.precision import PRECISIONS, default_tolerance
 from hyena_deploy.report import console, parity_table
 from hyena_deploy.strategies import auto
 
@@ -25,16 +26,22 @@ from hyena_deploy.strategies import auto
               help="Dynamic sequence length 1..L (default: the model's own maximum, if it declares one).")
 @click.option("--batch", type=int, help="Static batch size (default: dynamic batch).")
 @click.option("--opset", type=int, default=20, show_default=True, help="ONNX opset (>= 20).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Compute type written into the graph (TensorRT 11 is strongly typed); FFT convolutions, "
+                   "normalizations and reductions stay fp32.")
+@click.option("--low-precision-io", is_flag=True,
+              help="With --precision fp16/bf16, make the float graph inputs and outputs fp16/bf16 too.")
 @tolerance_options
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | None, max_seq_len: int | None,
-           batch: int | None, opset: int, atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float,
-           no_verify: bool) -> None:
+           batch: int | None, opset: int, precision: str, low_precision_io: bool, atol: tuple[str, ...],
+           rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool) -> None:
     """Export SOURCE (model directory, sample name, or FILE.py:factory / package.module:factory) to ONNX."""
-    tolerance = make_tolerance(atol, rtol, max_rel_l2)
+    tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(precision))
     with console.status("exporting") as status:
         result = export_model(source, output, fftconv=fftconv, target=target, seq_len=seq_len,
-                              max_seq_len=max_seq_len, batch=batch, opset=opset, tolerance=tolerance,
+                              max_seq_len=max_seq_len, batch=batch, opset=opset, precision=precision,
+                              keep_io_types=not low_precision_io, tolerance=tolerance,
                               verify=not no_verify, progress=lambda msg: status.update(msg))
     for note in result.notes:
         console.print(f"note: {note}")

@@ -74,6 +74,15 @@ def test_inspect_reports_and_judges_targets(exported: Path) -> None:
     assert run("inspect", exported, "--target", "tensorrt-10").exit_code == 0
 
 
+@pytest.mark.parametrize("strategy", ["direct", "plugin"])
+def test_inspect_accepts_tensorrt_safe_strategies(tmp_path: Path, strategy: str) -> None:
+    out = tmp_path / f"{strategy}.onnx"
+    assert run("export", "hyena-tiny", "-o", out, "--fftconv", strategy, "--seq-len", "64").exit_code == 0
+    for target in ("tensorrt-10", "tensorrt-11", "onnxruntime"):
+        result = run("inspect", out, "--target", target)
+        assert result.exit_code == 0 and f"compatible with {target}" in result.output, result.output
+
+
 def test_inspect_rejects_dft_for_tensorrt_10_only(tmp_path: Path) -> None:
     out = tmp_path / "dft.onnx"
     assert run("export", "hyena-tiny", "-o", out, "--fftconv", "dft", "--seq-len", "64").exit_code == 0

@@ -13,9 +13,9 @@ from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import consumers, constant_value
 from hyena_deploy.lengths import probe_lengths
-from hyena_deploy.pipeline import _choose
 from hyena_deploy.rewrite.replace import RewrittenSite, is_length_dynamic, rewrite_fftconvs, sites_json, static_length
 from hyena_deploy.runtime import OrtModel
+from hyena_deploy.strategies import chooser
 from hyena_deploy.verify import OutputReport, Tolerance, compare
 
 
@@ -72,7 +72,7 @@ def rewrite_file(source: Path, output: Path, fftconv: str, max_seq_len: int | No
         raise HyenaDeployError(f"--max-seq-len must be >= 1, got {max_seq_len}")
     if not dynamic and max_seq_len is not None and max_seq_len != static_length(model):
         raise HyenaDeployError(f"the graph has a static length {static_length(model)}; drop --max-seq-len")
-    new, sites = rewrite_fftconvs(model, _choose(fftconv, target), max_seq_len)
+    new, sites = rewrite_fftconvs(model, chooser(fftconv, target), max_seq_len)
     if not sites:
         raise HyenaDeployError(f"{source}: no FFT convolution found (nothing to rewrite)")
     length = max_seq_len if dynamic else static_length(model)

@@ -18,11 +18,10 @@ from hyena_deploy.precision import apply_precision, default_tolerance
 from hyena_deploy.rewrite.replace import RewrittenSite, rewrite_fftconvs, sites_json
 from hyena_deploy.runtime import Backend, OrtModel
 from hyena_deploy.sources import load_source
-from hyena_deploy.strategies import BUILDERS, auto
+from hyena_deploy.strategies import chooser
 from hyena_deploy.trace import trace
 from hyena_deploy.verify import OutputReport, Tolerance, compare
 
-STRATEGIES = ("auto", *BUILDERS)
 Progress = Callable[[str], None]
 
 
@@ -62,14 +61,6 @@ def resolve_lengths(loaded: LoadedModel, seq_len: int | None, max_seq_len: int |
     return Lengths(chosen, seq_len is None)
 
 
-def _choose(fftconv: str, target: str):
-    if fftconv == "auto":
-        return auto.chooser(target)
-    if fftconv not in BUILDERS:
-        raise HyenaDeployError(f"unknown --fftconv {fftconv!r} (choose from {', '.join(STRATEGIES)})")
-    return lambda h: fftconv
-
-
 def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "auto", target: str = "onnxruntime",
                  seq_len: int | None = None, max_seq_len: int | None = None, batch: int | None = None,
                  opset: int = 20, precision: str = "fp32", keep_io_types: bool = True,
@@ -81,7 +72,7 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     ``tolerance`` defaults to that precision's. Nothing is written when verification fails.
     """
     tolerance = tolerance or default_tolerance(precision)  # also rejects an unknown precision early
-    choose = _choose(fftconv, target)
+    choose = chooser(fftconv, target)
     if batch is not None and batch < 1:
         raise HyenaDeployError(f"--batch must be >= 1, got {batch}")
     loaded = source if isinstance(source, LoadedModel) else load_source(source)

@@ -7,17 +7,17 @@ from pathlib import Path
 import click
 
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
-from hyena_deploy.pipeline import STRATEGIES, export_model
+from hyena_deploy.pipeline import export_model
 from hyena_deploy.precision import PRECISIONS, default_tolerance
 from hyena_deploy.report import console, parity_table
-from hyena_deploy.strategies import auto
+from hyena_deploy.strategies import CHOICES, auto
 
 
 @click.command()
 @click.argument("source")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="ONNX file to write (written only when verification passes).")
-@click.option("--fftconv", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+@click.option("--fftconv", type=click.Choice(CHOICES), default="auto", show_default=True,
               help="How each FFT long convolution is rewritten.")
 @click.option("--target", type=click.Choice(auto.targets()), default="onnxruntime", show_default=True,
               help="Runtime whose measurements --fftconv auto uses.")

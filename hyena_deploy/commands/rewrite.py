@@ -8,14 +8,14 @@ import click
 
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
 from hyena_deploy.graph_rewrite import rewrite_file
-from hyena_deploy.pipeline import STRATEGIES
+from hyena_deploy.strategies import CHOICES
 from hyena_deploy.report import console, parity_table
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--fftconv", type=click.Choice(STRATEGIES), default="monarch", show_default=True)
+@click.option("--fftconv", type=click.Choice(CHOICES), default="monarch", show_default=True)
 @click.option("--max-seq-len", type=int, help="Maximum length for graphs with a dynamic sequence axis (required there).")
 @tolerance_options
 @click.option("--no-verify", is_flag=True, help="Skip the check against the input graph.")

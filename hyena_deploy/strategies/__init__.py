@@ -6,10 +6,21 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder
-from hyena_deploy.strategies import dft, direct, monarch, plugin
+from hyena_deploy.strategies import auto, dft, direct, monarch, plugin
 
 Builder = Callable[[NodeBuilder, str, str, np.ndarray], None]
 
 BUILDERS: dict[str, Builder] = {"monarch": monarch.build, "dft": dft.build, "direct": direct.build,
                                  "plugin": plugin.build}
+CHOICES = ("auto", *BUILDERS)  # what --fftconv accepts
+
+
+def chooser(fftconv: str, target: str) -> Callable[[np.ndarray], str]:
+    """``h -> strategy name``: fixed, or for ``auto`` from the target's measured crossovers."""
+    if fftconv == "auto":
+        return auto.chooser(target)
+    if fftconv not in BUILDERS:
+        raise HyenaDeployError(f"unknown --fftconv {fftconv!r} (choose from {', '.join(CHOICES)})")
+    return lambda h: fftconv

@@ -21,3 +21,9 @@ def causal_conv_reference(signal: np.ndarray, h: np.ndarray) -> np.ndarray:
     n = fft_size_for(length)
     spec = np.fft.rfft(signal.astype(np.float64), n) * np.fft.rfft(h[..., :length].astype(np.float64), n)
     return np.fft.irfft(spec, n)[..., :length]
+
+
+def support(h: np.ndarray) -> int:
+    """Number of taps up to the last one that is non-zero in any channel (at least 1)."""
+    nonzero = np.flatnonzero(h.reshape(-1, h.shape[-1]).any(axis=0))
+    return int(nonzero[-1]) + 1 if nonzero.size else 1

@@ -129,3 +129,24 @@ class Bidirectional(nn.Module):
 
 def bidirectional():
     return Bidirectional().eval(), (torch.randn(1, 64, 8),)
+
+
+class ExplicitShortFilter(nn.Module):
+    """A 16-tap explicit filter applied through a full-length FFT (as Evo 2's 128-tap HCM does)."""
+
+    def __init__(self, width: int = 8, taps: int = 16) -> None:
+        super().__init__()
+        self.l_max = 256
+        self.h = nn.Parameter(torch.randn(width, taps) / taps)
+        self.lin = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.lin(x).transpose(1, 2)
+        length = u.shape[-1]
+        y = torch.fft.irfft(torch.fft.rfft(u, n=2 * length) * torch.fft.rfft(self.h, n=2 * length), n=2 * length)
+        return y[..., :length].transpose(1, 2)
+
+
+def explicit_short_filter():
+    torch.manual_seed(5)
+    return ExplicitShortFilter().eval(), (torch.randn(1, 64, 8),)

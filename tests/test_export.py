@@ -87,3 +87,15 @@ def test_filter_is_a_constant_of_the_graph(tmp_path: Path) -> None:
     export_model("hyena-tiny", out, fftconv="monarch", seq_len=256)
     shapes = {tuple(i.dims) for i in onnx.load(str(out)).graph.initializer}
     assert (1, 2048, 5) not in shapes and (32, 5) not in shapes and (5, 32) not in shapes
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_exactly_zero_taps_are_not_paid_for(tmp_path: Path, elsewhere: str, strategy: str) -> None:
+    """A 16-tap filter inside a full-length FFT is found to have 16 taps; direct keeps only those."""
+    out = tmp_path / "m.onnx"
+    result = export_model(elsewhere + "explicit_short_filter", out, fftconv=strategy, max_seq_len=256)
+    assert [s.taps for s in result.sites] == [16]
+    _parity(elsewhere + "explicit_short_filter", out, [1, 17, 255], [1, 3])
+    if strategy == "direct":
+        kernels = [tuple(i.dims) for i in onnx.load(str(out)).graph.initializer if "filter_taps" in i.name]
+        assert kernels == [(8, 1, 16)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from hyena_deploy.errors import HyenaDeployError
@@ -22,6 +22,7 @@ from hyena_deploy.rewrite.find import FFTConvSite
 from hyena_deploy.spectral import causal_conv_reference
 
 LTI_TOLERANCE = 1e-5  # relative L2 between the region and causal_conv(signal, h)
+NEGLIGIBLE_TAIL = 1e-6  # a filter tail whose L1 norm is below this fraction of the filter's L2 norm is dropped
 
 
 class NotAConvolution(HyenaDeployError):
@@ -41,7 +42,7 @@ def region_model(model: onnx.ModelProto, site: FFTConvSite) -> onnx.ModelProto:
     made_by = producers(graph)
     graph_inputs = {i.name: i for i in graph.input}
     inits = {i.name: i for i in graph.initializer}
-    nodes, seen, extra_inputs, used_inits = [], set(), [], set()
+    nodes, taken, seen, extra_inputs, used_inits = [], set(), set(), [], set()
     stack = [site.output]
     while stack:
         name = stack.pop()
@@ -54,7 +55,8 @@ def region_model(model: onnx.ModelProto, site: FFTConvSite) -> onnx.ModelProto:
             extra_inputs.append(graph_inputs[name])
         elif name in made_by:
             node = made_by[name]
-            if id(node) not in {id(n) for n in nodes}:
+            if id(node) not in taken:
+                taken.add(id(node))
                 nodes.append(node)
                 stack.extend(node.input)
     order = {id(n): i for i, n in enumerate(graph.node)}
@@ -104,13 +106,65 @@ def _run_region(region: ReferenceEvaluator, site: FFTConvSite, signal: np.ndarra
     return out
 
 
+def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
+    """The region computing in float64: float initializers, constants, casts and I/O widened."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(region)
+    graph = wide.graph
+    for vi in [graph.input[0], *graph.output]:
+        vi.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == onnx.TensorProto.FLOAT:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float64), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
+                attr.i = onnx.TensorProto.DOUBLE
+            elif attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == onnx.TensorProto.FLOAT:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float64), attr.t.name))
+    return wide
+
+
+def filter_support(region: onnx.ModelProto, site: FFTConvSite, shape: tuple[int, ...],
+                   feeds: dict[str, np.ndarray]) -> int:
+    """Number of leading taps that matter, from a float64 run (all of them if it cannot run).
+
+    The tail dropped has, in every channel, an L1 norm under ``NEGLIGIBLE_TAIL`` times the
+    filter's L2 norm, so it changes no output by more than that times max|signal|: this keeps
+    explicit short filters run through a long FFT (Evo 2's 128-tap HCM) at their true length even
+    when the exporter folded their spectrum to float32.
+    """
+    impulse = np.zeros((1, *shape[1:]), np.float64)
+    impulse[..., 0] = 1.0
+    try:
+        wide = ReferenceEvaluator(_as_float64(region))
+        inputs = {site.signal: impulse, **{k: v for k, v in _with_batch(feeds, 1).items() if k in wide.input_names}}
+        h = np.abs(np.asarray(wide.run(None, inputs)[0], np.float64))
+    except Exception:  # an op without a float64 kernel: keep every tap
+        return shape[-1]
+    if h.shape != impulse.shape or not np.isfinite(h).all():
+        return shape[-1]
+    rows = h.reshape(-1, shape[-1])
+    tail_l1 = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]               # sum of |h[t:]| per channel
+    small = (tail_l1 <= NEGLIGIBLE_TAIL * np.linalg.norm(rows, axis=1, keepdims=True)).all(axis=0)
+    kept = np.flatnonzero(~small)
+    return int(kept[-1]) + 1 if kept.size else 1
+
+
 def measure_filter(region: onnx.ModelProto, site: FFTConvSite, shape: tuple[int, ...],
                    feeds: dict[str, np.ndarray], seed: int) -> np.ndarray:
-    """Impulse response ``h`` (channels..., L) of the region, verified to be causal LTI per channel."""
+    """Impulse response ``h`` (channels..., L) of the region, verified to be causal LTI per channel.
+
+    Taps that a float64 run shows to be exactly zero (an explicit short filter inside a long FFT)
+    are set to exactly zero, so strategies can see the filter's real support.
+    """
     evaluator = ReferenceEvaluator(region)
     impulse = np.zeros((1, *shape[1:]), np.float32)
     impulse[..., 0] = 1.0
     h = _run_region(evaluator, site, impulse, _with_batch(feeds, 1))[0].astype(np.float64)
+    taps = filter_support(region, site, shape, feeds)
+    h[..., taps:] = 0.0
     rng = np.random.default_rng(seed)
     signal = rng.standard_normal((2, *shape[1:])).astype(np.float32)
     got = _run_region(evaluator, site, signal, _with_batch(feeds, 2))

@@ -12,6 +12,7 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder, producers, remove_dead, topological_sort
 from hyena_deploy.rewrite.find import FFTConvSite, find_fftconv_sites
 from hyena_deploy.rewrite.probe import measure_filter, region_model, signal_shapes
+from hyena_deploy.spectral import support
 from hyena_deploy.strategies import BUILDERS
 
 PREFIX_TOLERANCE = 1e-5  # filter at a short length vs the prefix of the filter at the maximum
@@ -118,7 +119,7 @@ def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_le
         BUILDERS[strategy](nb, site.signal, site.output, h)
         out.graph.node.extend(nb.nodes)
         out.graph.initializer.extend(nb.initializers)
-        done.append(RewrittenSite(site.output, strategy, int(np.prod(h.shape[:-1])), h.shape[-1]))
+        done.append(RewrittenSite(site.output, strategy, int(np.prod(h.shape[:-1])), support(h)))
     remove_dead(out.graph)
     topological_sort(out.graph)
     _ensure_opsets(out)

@@ -291,5 +291,5 @@ def _tensor_problems(graph: onnx.GraphProto, spec: Target,
         if spec.max_rank is not None and rank is not None and rank > spec.max_rank:
             problems.append(Problem(*where, f"tensor {name!r} has rank {rank}; {spec.label} allows at most "
                                     f"{spec.max_rank} dims", "reshape to at most 8 dims before export; the "
-                                    "monarch, direct and plugin strategies stay within rank 4", ERROR, "rank"))
+                                    "monarch, direct and plugin strategies stay within rank 5", ERROR, "rank"))
     return problems

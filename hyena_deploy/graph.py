@@ -81,6 +81,28 @@ def remove_dead(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(live_inits)
 
 
+def dedupe_initializers(graph: onnx.GraphProto) -> None:
+    """Keep one initializer per distinct (type, shape, bytes), in place: DFT matrices shared by sites."""
+    canonical: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    kept = []
+    graph_inputs = {i.name for i in graph.input}
+    for init in graph.initializer:
+        key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
+        if key in canonical and init.name not in graph_inputs:
+            rename[init.name] = canonical[key]
+        else:
+            canonical.setdefault(key, init.name)
+            kept.append(init)
+    if not rename:
+        return
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+
+
 def topological_sort(graph: onnx.GraphProto) -> None:
     """Order nodes so every input is produced before it is read, in place (stable)."""
     available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}

@@ -12,7 +12,6 @@ from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.runtime import OrtModel
 from hyena_deploy.spectral import causal_conv_reference, fft_size_for
 from hyena_deploy.strategies import BUILDERS
-from hyena_deploy.strategies.monarch import split_factors
 
 
 def _graph(strategy: str, h: np.ndarray) -> onnx.ModelProto:
@@ -50,12 +49,6 @@ def test_input_longer_than_the_fft_allows_is_an_error(strategy: str) -> None:
     too_long = fft_size_for(64) // 2 + 1 if strategy == "monarch" else fft_size_for(64) + 1
     with pytest.raises(Exception, match="Size"):
         session.run(None, {"u": np.ones((1, 4, too_long), np.float32)})
-
-
-@pytest.mark.parametrize("n", [4, 8, 1024, 2048, 1 << 17])
-def test_monarch_factors(n: int) -> None:
-    n1, n2 = split_factors(n)
-    assert n1 * n2 == n and n1 % 2 == 0 and n1 >= n2
 
 
 def test_fft_size_is_a_power_of_two_at_least_twice_the_length() -> None:

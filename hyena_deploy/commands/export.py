@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from hyena_deploy.bench.spec import parse_length
+from hyena_deploy.buckets import export_buckets, paths_for
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.pipeline import ExportResult, export_model
 from hyena_deploy.precision import PRECISIONS, default_tolerance
 from hyena_deploy.report import console, parity_table
 from hyena_deploy.strategies import CHOICES, auto
@@ -31,18 +33,32 @@ from hyena_deploy.strategies import CHOICES, auto
                    "normalizations and reductions stay fp32.")
 @click.option("--low-precision-io", is_flag=True,
               help="With --precision fp16/bf16, make the float graph inputs and outputs fp16/bf16 too.")
+@click.option("--buckets", metavar="L,L,...",
+              help="Length buckets, e.g. 1k,4k,16k: one dynamic-length graph per bucket (OUT.b1024.onnx, ...) "
+                   "plus the manifest OUT.buckets.json for BucketedModel, written last.")
 @tolerance_options
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | None, max_seq_len: int | None,
-           batch: int | None, opset: int, precision: str, low_precision_io: bool, atol: tuple[str, ...],
-           rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool) -> None:
+           batch: int | None, opset: int, precision: str, low_precision_io: bool, buckets: str | None,
+           atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool) -> None:
     """Export SOURCE (model directory, sample name, or FILE.py:factory / package.module:factory) to ONNX."""
     tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(precision))
+    options = dict(fftconv=fftconv, target=target, batch=batch, opset=opset, precision=precision,
+                   keep_io_types=not low_precision_io, tolerance=tolerance, verify=not no_verify)
+    options.update({k: v for k, v in (("seq_len", seq_len), ("max_seq_len", max_seq_len)) if v is not None})
     with console.status("exporting") as status:
-        result = export_model(source, output, fftconv=fftconv, target=target, seq_len=seq_len,
-                              max_seq_len=max_seq_len, batch=batch, opset=opset, precision=precision,
-                              keep_io_types=not low_precision_io, tolerance=tolerance,
-                              verify=not no_verify, progress=lambda msg: status.update(msg))
+        if buckets is None:
+            results = [export_model(source, output, progress=lambda msg: status.update(msg), **options)]
+        else:
+            sizes = [parse_length(part) for part in buckets.split(",") if part.strip()]
+            results = export_buckets(source, output, sizes, progress=lambda msg: status.update(msg), **options)
+    for result in results:
+        _print_result(result)
+    if buckets is not None:
+        console.print(f"wrote {paths_for(output, [])[0]} ({len(results)} buckets)")
+
+
+def _print_result(result: ExportResult) -> None:
     for note in result.notes:
         console.print(f"note: {note}")
     kinds = ", ".join(sorted({s.strategy for s in result.sites})) or "none"

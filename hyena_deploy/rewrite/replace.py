@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import NodeBuilder, producers, remove_dead, topological_sort
+from hyena_deploy.graph import NodeBuilder, dedupe_initializers, producers, remove_dead, topological_sort
 from hyena_deploy.rewrite.find import FFTConvSite, find_fftconv_sites
 from hyena_deploy.rewrite.probe import measure_filter, region_model, signal_shapes
 from hyena_deploy.spectral import support
@@ -121,6 +121,7 @@ def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_le
         out.graph.initializer.extend(nb.initializers)
         done.append(RewrittenSite(site.output, strategy, int(np.prod(h.shape[:-1])), support(h)))
     remove_dead(out.graph)
+    dedupe_initializers(out.graph)
     topological_sort(out.graph)
     _ensure_opsets(out)
     return out, done

@@ -1,18 +1,22 @@
 """``--fftconv auto``: pick the fastest exact strategy per convolution from kept measurements.
 
-The crossovers live in ``crossovers.json`` beside this file, written by
-``benchmarks/crossover.py`` (median latencies of direct vs monarch vs dft per filter length).
+``crossovers.json`` beside this file holds, per target, rules ``[max_taps, strategy]`` in order
+(the last one with ``max_taps`` null): a filter of L taps gets the first rule with ``L <= max_taps``.
+``benchmarks/crossover.py`` writes the ONNX Runtime rules from median latencies of direct vs
+monarch vs dft per filter length on one CPU; the TensorRT rules are not measured (no GPU there).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.spectral import support
 
 _TABLE = Path(__file__).with_name("crossovers.json")
 
@@ -27,14 +31,18 @@ def targets() -> list[str]:
     return sorted(_crossovers()["targets"])
 
 
-def chooser(target: str):
-    """A function ``h -> strategy`` for ``target``: ``direct`` up to the measured tap count, else the long-filter pick."""
+def pick(rules: list[list], taps: int) -> str:
+    """The strategy of the first rule whose ``max_taps`` (null = no limit) admits ``taps``."""
+    for max_taps, strategy in rules:
+        if max_taps is None or taps <= max_taps:
+            return strategy
+    raise HyenaDeployError(f"crossovers.json has no rule for filters of {taps} taps (the last rule needs null)")
+
+
+def chooser(target: str) -> Callable[[np.ndarray], str]:
+    """A function ``h -> strategy`` for ``target``, by the filter's support (trailing zero taps cost nothing)."""
     table = _crossovers()["targets"]
     if target not in table:
         raise HyenaDeployError(f"unknown target {target!r} for --fftconv auto (known: {', '.join(sorted(table))})")
-    rule = table[target]
-
-    def choose(h: np.ndarray) -> str:
-        return "direct" if h.shape[-1] <= rule["direct_max_taps"] else rule["long"]
-
-    return choose
+    rules = table[target]["rules"]
+    return lambda h: pick(rules, support(h))

@@ -43,6 +43,20 @@ class NodeBuilder:
         return out
 
 
+def input_specs(model: onnx.ModelProto, batch: int, length: int) -> dict[str, tuple[list[int], np.dtype]]:
+    """Shape and dtype of every graph input, with ``batch`` on a dynamic axis 0, ``length`` on a dynamic axis 1
+    (other dynamic axes 1)."""
+    inits = {i.name for i in model.graph.initializer}
+    specs = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else {0: batch, 1: length}.get(axis, 1)
+                for axis, d in enumerate(vi.type.tensor_type.shape.dim)]
+        specs[vi.name] = (dims, np.dtype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)))
+    return specs
+
+
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     """Map each tensor name to the nodes that read it."""
     table: dict[str, list[onnx.NodeProto]] = defaultdict(list)

@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 
 from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import consumers, constant_value
+from hyena_deploy.graph import constant_value, consumers, input_specs
 from hyena_deploy.lengths import probe_lengths
 from hyena_deploy.rewrite.replace import RewrittenSite, is_length_dynamic, rewrite_fftconvs, sites_json, static_length
 from hyena_deploy.runtime import OrtModel
@@ -31,19 +31,9 @@ def _vocab_for(model: onnx.ModelProto, name: str) -> int:
 
 def random_feeds(model: onnx.ModelProto, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random inputs: batch on axis 0, ``length`` on axis 1 where dynamic; token ids within the embedding."""
-    inits = {i.name for i in model.graph.initializer}
-    feeds = {}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        dims = [d.dim_value if d.HasField("dim_value") else {0: batch, 1: length}.get(axis, 1)
-                for axis, d in enumerate(vi.type.tensor_type.shape.dim)]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        if np.issubdtype(dtype, np.integer):
-            feeds[vi.name] = rng.integers(0, _vocab_for(model, vi.name), size=dims).astype(dtype)
-        else:
-            feeds[vi.name] = rng.standard_normal(dims).astype(dtype)
-    return feeds
+    return {name: rng.integers(0, _vocab_for(model, name), size=dims).astype(dtype)
+            if np.issubdtype(dtype, np.integer) else rng.standard_normal(dims).astype(dtype)
+            for name, (dims, dtype) in input_specs(model, batch, length).items()}
 
 
 def compare_graphs(original: onnx.ModelProto, rewritten: onnx.ModelProto, lengths: list[int],

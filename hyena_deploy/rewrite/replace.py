@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import NodeBuilder, dedupe_initializers, producers, remove_dead, topological_sort
+from hyena_deploy.graph import (NodeBuilder, dedupe_initializers, input_specs, producers, remove_dead,
+                                topological_sort)
 from hyena_deploy.rewrite.find import FFTConvSite, find_fftconv_sites
 from hyena_deploy.rewrite.probe import measure_filter, region_model, signal_shapes
 from hyena_deploy.spectral import support
@@ -33,20 +34,7 @@ class RewrittenSite:
 
 def dummy_feeds(model: onnx.ModelProto, length: int, batch: int = 1) -> dict[str, np.ndarray]:
     """Zero inputs with batch on axis 0 and ``length`` on axis 1 wherever those axes are dynamic."""
-    feeds = {}
-    inits = {i.name for i in model.graph.initializer}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        dims = []
-        for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
-            if dim.HasField("dim_value"):
-                dims.append(dim.dim_value)
-            else:
-                dims.append({0: batch, 1: length}.get(axis, 1))
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        feeds[vi.name] = np.zeros(dims, dtype)
-    return feeds
+    return {name: np.zeros(dims, dtype) for name, (dims, dtype) in input_specs(model, batch, length).items()}
 
 
 def is_length_dynamic(model: onnx.ModelProto) -> bool:

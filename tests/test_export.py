@@ -35,10 +35,8 @@ def _parity(source: str, path: Path, lengths: list[int], batches: list[int]) -> 
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("factory,length", [("order2", 64), ("order3", 1000), ("order2", 4096)])
+@pytest.mark.parametrize("factory,length", [("order2", 64), ("order3", 1000), ("order2", 4096), ("order3", 4096)])
 def test_models_written_elsewhere_static(tmp_path: Path, elsewhere: str, strategy: str, factory: str, length: int) -> None:
-    if strategy == "direct" and length == 4096:
-        pytest.skip("direct at 4096 taps is exact but slow on 2 cores; covered at 64 and 1000")
     out = tmp_path / "m.onnx"
     result = export_model(elsewhere + factory, out, fftconv=strategy, seq_len=length)
     assert len(result.sites) == (1 if factory == "order2" else 2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "weights.ckpt", "model.pt")
 
@@ -34,7 +34,7 @@ def load_state_dict(path: Path, *, drop_extra_state: bool = False) -> dict[str, 
         try:
             obj = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise HyenaDeployError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+            raise HyenaDeployError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
     else:
         allowed = [io.BytesIO] if drop_extra_state else []
         try:
@@ -42,9 +42,9 @@ def load_state_dict(path: Path, *, drop_extra_state: bool = False) -> dict[str, 
                 obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
         except pickle.UnpicklingError as exc:
             raise HyenaDeployError(f"{path}: refused, loading it would run code or it is not a weights file "
-                                   f"({_first_line(exc)})") from None
+                                   f"({first_line(exc)})") from None
         except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise HyenaDeployError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+            raise HyenaDeployError(f"{path}: not a readable torch checkpoint ({first_line(exc)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if isinstance(obj, dict) and drop_extra_state:
@@ -102,8 +102,3 @@ def sha256_files(*paths: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

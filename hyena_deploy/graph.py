@@ -57,6 +57,12 @@ def input_specs(model: onnx.ModelProto, batch: int, length: int) -> dict[str, tu
     return specs
 
 
+def axis1_length(vi: onnx.ValueInfoProto) -> int | None:
+    """Static length of axis 1 (the sequence axis) of a graph input/output; None when dynamic or absent."""
+    dims = vi.type.tensor_type.shape.dim
+    return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None
+
+
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     """Map each tensor name to the nodes that read it."""
     table: dict[str, list[onnx.NodeProto]] = defaultdict(list)

@@ -13,7 +13,7 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import NodeBuilder, topological_sort
+from hyena_deploy.graph import NodeBuilder, axis1_length, topological_sort
 from hyena_deploy.loaded import LoadedModel
 
 CAUSALITY_TOLERANCE = 1e-5  # relative L2 between m(x[:, :L]) and m(x)[:, :L]
@@ -55,7 +55,7 @@ def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
     """Turn a graph traced at ``max_len`` into one taking any 1 <= L <= max_len, in place."""
     graph = model.graph
     nb = NodeBuilder("hyena_dynamic_length")
-    seq_inputs = [vi for vi in graph.input if _axis1(vi) == max_len]
+    seq_inputs = [vi for vi in graph.input if axis1_length(vi) == max_len]
     if not seq_inputs:
         raise HyenaDeployError(f"no graph input has length {max_len} on axis 1")
     length = nb.op("Shape", [seq_inputs[0].name], start=1, end=2)
@@ -76,7 +76,7 @@ def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
             if name in renames:
                 node.input[i] = renames[name]
     for vi in graph.output:
-        if _axis1(vi) != max_len:
+        if axis1_length(vi) != max_len:
             raise HyenaDeployError(f"output {vi.name} has no sequence axis of length {max_len}")
         full = f"{vi.name}__full"
         for node in graph.node:
@@ -91,8 +91,3 @@ def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
     graph.node.extend(nb.nodes)
     graph.initializer.extend(nb.initializers)
     topological_sort(graph)
-
-
-def _axis1(vi: onnx.ValueInfoProto) -> int | None:
-    dims = vi.type.tensor_type.shape.dim
-    return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None

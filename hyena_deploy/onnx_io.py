@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.plugins.schema import register_schema
 
 PROTOBUF_LIMIT = 2**31 - 2**20  # a little under 2 GiB, leaving room for the graph itself
@@ -24,7 +24,7 @@ def load(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends
-        raise HyenaDeployError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise HyenaDeployError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
 
 
 def check(model: onnx.ModelProto) -> None:
@@ -37,7 +37,7 @@ def check(model: onnx.ModelProto) -> None:
         with staged_external(model) as path:
             onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise HyenaDeployError(f"the written graph fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise HyenaDeployError(f"the written graph fails onnx.checker: {first_line(exc)}") from None
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from hyena_deploy import metadata, onnx_io
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.plugins import session_options_for
 from hyena_deploy.precision import for_onnxruntime
 
@@ -61,7 +61,7 @@ class OrtModel:
                 with onnx_io.staged_external(proto) as path:
                     self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types
-            raise HyenaDeployError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}") from None
+            raise HyenaDeployError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -78,7 +78,7 @@ class OrtModel:
         try:
             return self.session.run(None, dict(zip(self.input_names, inputs)))
         except Exception as exc:  # ORT raises its own exception types
-            raise HyenaDeployError(f"ONNX Runtime failed: {str(exc).splitlines()[0]}") from None
+            raise HyenaDeployError(f"ONNX Runtime failed: {first_line(exc)}") from None
 
 
 class EngineModel:

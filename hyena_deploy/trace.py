@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import torch
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.loaded import LoadedModel
 
 IR_VERSION = 10  # what torch writes; onnxruntime >= 1.20 reads it (onnx 1.23 would write 14)
@@ -42,9 +42,7 @@ def trace(loaded: LoadedModel, seq_len: int, batch: int | None, opset: int) -> o
                                         dynamic_shapes=dynamic_shapes, output_names=loaded.output_names,
                                         optimize=True, verbose=False, report=False)
     except Exception as exc:  # the exporter raises many types; the user needs the first line
-        detail = str(exc).strip().splitlines()
-        raise HyenaDeployError(f"torch.onnx could not export the model: {detail[0] if detail else type(exc).__name__}"
-                               ) from None
+        raise HyenaDeployError(f"torch.onnx could not export the model: {first_line(exc)}") from None
     finally:
         torch_log.setLevel(level)
     model = program.model_proto

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hyena_deploy.checkpoints import WEIGHT_FILES
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 
 YAML_SUFFIXES = (".yml", ".yaml")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -37,7 +37,7 @@ def read_config_file(path: Path) -> dict:
         else:
             config = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # yaml.YAMLError and JSONDecodeError are ValueErrors
-        raise HyenaDeployError(f"{path}: not a readable config ({str(exc).splitlines()[0]})") from None
+        raise HyenaDeployError(f"{path}: not a readable config ({first_line(exc)})") from None
     if not isinstance(config, dict):
         raise HyenaDeployError(f"{path}: expected a mapping of settings")
     return config

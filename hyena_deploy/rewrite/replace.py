@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import (NodeBuilder, dedupe_initializers, input_specs, producers, remove_dead,
-                                topological_sort)
+from hyena_deploy.graph import (NodeBuilder, axis1_length, dedupe_initializers, input_specs, producers,
+                                remove_dead, topological_sort)
 from hyena_deploy.rewrite.find import FFTConvSite, find_fftconv_sites
 from hyena_deploy.rewrite.probe import measure_filter, region_model, signal_shapes
 from hyena_deploy.spectral import support
@@ -39,20 +39,12 @@ def dummy_feeds(model: onnx.ModelProto, length: int, batch: int = 1) -> dict[str
 
 def is_length_dynamic(model: onnx.ModelProto) -> bool:
     """True when some graph input has a symbolic axis 1."""
-    for vi in model.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) > 1 and not dims[1].HasField("dim_value"):
-            return True
-    return False
+    return any(len(vi.type.tensor_type.shape.dim) > 1 and axis1_length(vi) is None for vi in model.graph.input)
 
 
 def static_length(model: onnx.ModelProto) -> int | None:
     """Axis-1 length of the first graph input with a static axis 1."""
-    for vi in model.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) > 1 and dims[1].HasField("dim_value"):
-            return dims[1].dim_value
-    return None
+    return next((n for n in map(axis1_length, model.graph.input) if n is not None), None)
 
 
 def _measure(model: onnx.ModelProto, sites: list[FFTConvSite], length: int, seed: int) -> list[np.ndarray]:

@@ -1,0 +1,1 @@
+"""Distillation of implicit long filters into modal (state-space) form."""

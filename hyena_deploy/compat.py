@@ -1,20 +1,20 @@
-"""Static check of an ONNX graph against what a runtime accepts (TensorRT 10, TensorRT 11, ONNX Runtime CPU).
+"""Static check of an ONNX graph against what a runtime accepts (TensorRT 10, TensorRT 11, ONNX Runtime CPU/GPU).
 
-Everything a target accepts or rejects is data in :data:`_TARGETS`; :func:`check_compatibility`
-only walks the graph (subgraphs included) and looks things up. Facts come from
+Everything a runtime accepts or rejects is data: one :class:`Rules` per runtime, named by the target table
+(:mod:`hyena_deploy.targets`); :func:`check_compatibility` only walks the graph (subgraphs included) and looks
+things up. Facts come from
 ``/work/shared/docs/deploy-toolchain.md`` §1 (TensorRT parser) and §3 (ONNX Runtime).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import onnx
 from onnx import TensorProto
 
-from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
 from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
 
@@ -69,7 +69,7 @@ class ConstInput:
 
 
 @dataclass(frozen=True)
-class Target:
+class Rules:
     """What one runtime accepts."""
 
     label: str
@@ -124,15 +124,14 @@ _TRT_CUSTOM = OpRule(
 _TRT_BASE = dict(const_inputs=MappingProxyType(_TRT_CONST_INPUTS), custom_op=_TRT_CUSTOM,
                  complex_severity=ERROR, double_severity=WARNING, max_rank=8)
 
-_TARGETS: dict[str, Target] = {
-    "tensorrt-10": Target(
+TENSORRT_10 = Rules(
         label="TensorRT 10.x (and 11.0-11.1)",
         ops=MappingProxyType({
             **_TRT_COMMON_OPS,
             ("", "DFT"): _rule(ERROR, "TensorRT has no DFT importer before 11.2", _NO_DFT_FIX),
         }),
-        **_TRT_BASE),
-    "tensorrt-11": Target(
+        **_TRT_BASE)
+TENSORRT_11 = Rules(
         label="TensorRT 11.2+",
         ops=MappingProxyType({
             **_TRT_COMMON_OPS,
@@ -140,8 +139,8 @@ _TARGETS: dict[str, Target] = {
                                "lengths for fp16/bf16 input", "keep the FFT in fp32, use power-of-two FFT sizes, or "
                                "re-export with --fftconv monarch", input_types=_FLOAT_TYPES),
         }),
-        **_TRT_BASE),
-    "onnxruntime": Target(
+        **_TRT_BASE)
+ONNXRUNTIME = Rules(
         label="ONNX Runtime (CPU)",
         ops=MappingProxyType({
             ("", "DFT"): (
@@ -159,16 +158,23 @@ _TARGETS: dict[str, Target] = {
         custom_op=OpRule(ERROR, "ONNX Runtime has no kernel for {domain}::{op} unless a custom-op library "
                          "registers one", "register a custom-op library, or re-export with --fftconv monarch",
                          code="custom-op"),
-        complex_severity=WARNING),
-}
-TARGETS: tuple[str, ...] = tuple(_TARGETS)
+        complex_severity=WARNING)
+# The CUDA execution provider has no DFT kernel (ONNX Runtime places DFT on the CPU, with copies around it),
+# but it runs com.microsoft Rfft/Irfft; everything else is as on the CPU.
+ONNXRUNTIME_GPU = replace(
+    ONNXRUNTIME, label="ONNX Runtime (CUDA)",
+    ops=MappingProxyType({
+        ("", "DFT"): (
+            OpRule(WARNING, "ONNX Runtime's CUDA provider has no DFT kernel: DFT runs on the CPU, with device copies "
+                   "around every FFT", _GPU_FIX,
+                   input_types=frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.UNDEFINED})),
+            OpRule(ERROR, "ONNX Runtime's DFT kernel (CPU only) takes float/double only", _NO_DFT_FIX,
+                   input_types=frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16}))),
+    }))
 
 
-def check_compatibility(model: onnx.ModelProto, target: str) -> list[Problem]:
-    """Every problem ``model`` has on ``target`` (one of :data:`TARGETS`), in graph order."""
-    if target not in _TARGETS:
-        raise HyenaDeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    spec = _TARGETS[target]
+def check_compatibility(model: onnx.ModelProto, spec: Rules) -> list[Problem]:
+    """Every problem ``model`` has on the runtime ``spec`` describes, in graph order."""
     model = _inferred(model)
     tensors = _tensor_table(model.graph)
     constants = _constant_names(model.graph)
@@ -249,7 +255,7 @@ def _attr_text(node: onnx.NodeProto, name: str) -> str | None:
     return None
 
 
-def _node_problems(node: onnx.NodeProto, spec: Target, tensors: dict[str, tuple[int, int | None]]) -> list[Problem]:
+def _node_problems(node: onnx.NodeProto, spec: Rules, tensors: dict[str, tuple[int, int | None]]) -> list[Problem]:
     key = (_domain(node), node.op_type)
     rules = spec.ops.get(key)
     if rules is None:
@@ -265,7 +271,7 @@ def _node_problems(node: onnx.NodeProto, spec: Target, tensors: dict[str, tuple[
             for rule in rules if rule.input_types is None or first_type in rule.input_types]
 
 
-def _const_input_problems(node: onnx.NodeProto, spec: Target, constants: set[str]) -> list[Problem]:
+def _const_input_problems(node: onnx.NodeProto, spec: Rules, constants: set[str]) -> list[Problem]:
     rules = spec.const_inputs.get(node.op_type, ()) if _domain(node) == "" else ()
     return [Problem(node.name, node.op_type, rule.reason.format(name=node.input[rule.index]), rule.fix,
                     rule.severity, "constant-input")
@@ -273,7 +279,7 @@ def _const_input_problems(node: onnx.NodeProto, spec: Target, constants: set[str
             if len(node.input) > rule.index and node.input[rule.index] and node.input[rule.index] not in constants]
 
 
-def _tensor_problems(graph: onnx.GraphProto, spec: Target,
+def _tensor_problems(graph: onnx.GraphProto, spec: Rules,
                      tensors: dict[str, tuple[int, int | None]]) -> list[Problem]:
     made_by = {out: node for g in _graphs(graph) for node in g.node for out in node.output}
     problems = []

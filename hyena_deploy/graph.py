@@ -57,6 +57,12 @@ def input_specs(model: onnx.ModelProto, batch: int, length: int) -> dict[str, tu
     return specs
 
 
+def graph_input_names(model: onnx.ModelProto) -> list[str]:
+    """Names of the graph inputs a caller feeds (initializers listed as inputs excluded)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [vi.name for vi in model.graph.input if vi.name not in inits]
+
+
 def axis1_length(vi: onnx.ValueInfoProto) -> int | None:
     """Static length of axis 1 (the sequence axis) of a graph input/output; None when dynamic or absent."""
     dims = vi.type.tensor_type.shape.dim

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import torch
-from torch.utils._pytree import tree_leaves
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder, axis1_length, topological_sort
 from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.runners.torch_runner import TorchRunner
 
 CAUSALITY_TOLERANCE = 1e-5  # relative L2 between m(x[:, :L]) and m(x)[:, :L]
 
@@ -24,19 +23,13 @@ def probe_lengths(max_len: int) -> list[int]:
     return sorted({1, min(17, max_len), max(1, (max_len // 2) | 1), max_len})
 
 
-def run_torch(loaded: LoadedModel, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
-    """Flattened outputs of the PyTorch model as float numpy arrays."""
-    with torch.no_grad():
-        out = loaded.module(*inputs)
-    return [t.detach().float().cpu().numpy() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-
-
 def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Generator) -> None:
     """Refuse models whose outputs at length L are not the first L positions of outputs at L_max."""
     full_inputs = loaded.make_inputs(2, max_len, rng)
-    full = run_torch(loaded, full_inputs)
+    runner = TorchRunner(loaded)
+    full = runner.run_tensors(full_inputs)
     for length in probe_lengths(max_len)[:-1]:
-        part = run_torch(loaded, tuple(x[:, :length] for x in full_inputs))
+        part = runner.run_tensors(tuple(x[:, :length] for x in full_inputs))
         for index, (whole, cut) in enumerate(zip(full, part)):
             if whole.ndim < 2 or whole.shape[1] != max_len or cut.shape != (*whole.shape[:1], length, *whole.shape[2:]):
                 raise HyenaDeployError(

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hyena_deploy.verify.cases import InputSpec, example_scale, random_array
+
 InputMaker = Callable[[int, int, np.random.Generator], tuple[torch.Tensor, ...]]
 
 
@@ -16,8 +18,9 @@ InputMaker = Callable[[int, int, np.random.Generator], tuple[torch.Tensor, ...]]
 class LoadedModel:
     """A model ready to trace.
 
-    ``example_inputs`` have batch on axis 0 and sequence on axis 1. Integer inputs are token ids
-    drawn from ``vocab_size``; float inputs are standard normal. ``make_inputs`` overrides both.
+    ``example_inputs`` have batch on axis 0 and sequence on axis 1. Random integer inputs are token ids
+    drawn below ``vocab_size``; random float inputs are normal with the example's RMS as standard deviation.
+    ``input_maker`` overrides both.
     """
 
     module: nn.Module
@@ -40,6 +43,7 @@ class LoadedModel:
     def _random_like(self, x: torch.Tensor, batch: int, length: int, rng: np.random.Generator) -> torch.Tensor:
         shape = (batch, length, *x.shape[2:])
         if x.dtype.is_floating_point:
-            return torch.from_numpy(rng.standard_normal(shape).astype(np.float32)).to(x.dtype)
-        high = self.vocab_size or int(x.max().item()) + 1
-        return torch.from_numpy(rng.integers(0, max(high, 1), size=shape)).to(x.dtype)
+            spec = InputSpec(shape, np.dtype(np.float32), scale=example_scale(x.detach().float().numpy()))
+        else:
+            spec = InputSpec(shape, np.dtype(np.int64), high=self.vocab_size or int(x.max().item()) + 1)
+        return torch.from_numpy(random_array(spec, rng)).to(x.dtype)

@@ -1,10 +1,17 @@
-"""Keys of the metadata hyena-deploy writes into every ONNX model, and how to read them back."""
+"""Keys of the metadata hyena-deploy writes into every ONNX model, and one typed reader of them.
+
+Importing this module loads neither onnx nor torch: the runtime reads the same keys from an ONNX Runtime
+session's custom metadata map (:meth:`GraphInfo.from_props`).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import onnx
+if TYPE_CHECKING:
+    import onnx
 
 PREFIX = "hyena_deploy."
 VERSION = PREFIX + "version"              # tool version that wrote the file
@@ -16,6 +23,41 @@ DYNAMIC_BATCH = PREFIX + "dynamic_batch"  # "true" when axis 0 is dynamic
 PRECISION = PREFIX + "precision"          # fp32, fp16 or bf16
 SOURCE_SHA256 = PREFIX + "source_sha256"  # digest of the source files (config, weights, factory)
 SOURCE = PREFIX + "source"                # SOURCE as given on the command line
+TARGET = PREFIX + "target"                # the target the graph was exported for (hyena_deploy.targets)
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What hyena-deploy recorded about a graph; fields are None (or empty) where nothing was recorded."""
+
+    version: str | None = None
+    strategy: str | None = None
+    sites: list[dict] = field(default_factory=list)
+    max_seq_len: int | None = None
+    dynamic_seq_len: bool | None = None
+    dynamic_batch: bool = True
+    precision: str = "fp32"
+    source: str | None = None
+    source_sha256: str | None = None
+    target: str | None = None
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> GraphInfo:
+        """From a metadata map with prefixed keys (an ONNX model's or an ONNX Runtime session's)."""
+        raw = {key[len(PREFIX):]: value for key, value in props.items() if key.startswith(PREFIX)}
+        flag = {"true": True, "false": False}
+        return cls(version=raw.get("version"), strategy=raw.get("fftconv"),
+                   sites=json.loads(raw["sites"]) if "sites" in raw else [],
+                   max_seq_len=int(raw["max_seq_len"]) if "max_seq_len" in raw else None,
+                   dynamic_seq_len=flag.get(raw.get("dynamic_seq_len", "")),
+                   dynamic_batch=flag.get(raw.get("dynamic_batch", "true"), True),
+                   precision=raw.get("precision", "fp32"), source=raw.get("source"),
+                   source_sha256=raw.get("source_sha256"), target=raw.get("target"))
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> GraphInfo:
+        """From an ONNX model's ``metadata_props``."""
+        return cls.from_props({p.key: p.value for p in model.metadata_props})
 
 
 def read(model: onnx.ModelProto) -> dict[str, str]:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from hyena_deploy import metadata, onnx_io, tool_version
+from hyena_deploy import metadata, onnx_io, targets, tool_version
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.lengths import check_right_padding, make_length_dynamic, probe_lengths, run_torch
+from hyena_deploy.lengths import check_right_padding, probe_lengths
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.precision import apply_precision, default_tolerance
-from hyena_deploy.rewrite.replace import RewrittenSite, rewrite_fftconvs, sites_json
-from hyena_deploy.runtime import Backend, OrtModel
+from hyena_deploy.passes import graph_passes, run_passes
+from hyena_deploy.rewrite.replace import RewrittenSite, sites_json
+from hyena_deploy.runners import Runner
+from hyena_deploy.runners.ort_runner import OrtRunner
+from hyena_deploy.runners.torch_runner import TorchRunner
 from hyena_deploy.sources import load_source
 from hyena_deploy.strategies import chooser
 from hyena_deploy.trace import trace
-from hyena_deploy.verify import OutputReport, Tolerance, compare
+from hyena_deploy.verify.bisect import bisect_summary
+from hyena_deploy.verify.cases import Case, fresh_rng, random_cases
+from hyena_deploy.verify.comparator import compare, require_parity
+from hyena_deploy.verify.metrics import OutputReport, Tolerance, default_tolerance
 
 Progress = Callable[[str], None]
 
@@ -69,67 +72,57 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     """Export ``source`` to ``output`` with every FFT convolution rewritten; verify parity unless told not to.
 
     ``precision`` fp16/bf16 lowers the graph (FFT convolutions stay fp32; see hyena_deploy.precision);
-    ``tolerance`` defaults to that precision's. Nothing is written when verification fails.
+    ``tolerance`` defaults to that precision's. ``target`` (see hyena_deploy.targets) picks ``auto``'s
+    measurements, and a graph it would reject is refused. Nothing is written when verification fails.
     """
     tolerance = tolerance or default_tolerance(precision)  # also rejects an unknown precision early
-    choose = chooser(fftconv, target)
+    choose = chooser(fftconv, targets.get(target).crossovers)
     if batch is not None and batch < 1:
         raise HyenaDeployError(f"--batch must be >= 1, got {batch}")
     loaded = source if isinstance(source, LoadedModel) else load_source(source)
     lengths = resolve_lengths(loaded, seq_len, max_seq_len)
-    notes = list(loaded.notes)
     if lengths.dynamic:
         progress(f"checking that right-padding to {lengths.length} is exact")
         check_right_padding(loaded, lengths.length, np.random.default_rng())
     progress("tracing with torch.onnx (dynamo)")
-    model = trace(loaded, lengths.length, batch, opset)
+    traced = trace(loaded, lengths.length, batch, opset)
     progress("finding and rewriting FFT convolutions")
-    model, sites = rewrite_fftconvs(model, choose)
-    if not sites:
-        notes.append("no FFT long convolution found: the graph was exported as traced")
-    if lengths.dynamic:
-        make_length_dynamic(model, lengths.length)
-    if precision != "fp32":
-        progress(f"lowering to {precision} (FFT convolutions stay fp32)")
-        model = apply_precision(model, precision, keep_io_types, notes)
+    passes = graph_passes(choose, pad_to=lengths.length if lengths.dynamic else None, precision=precision,
+                          keep_io_types=keep_io_types)
+    result = run_passes(traced, passes)
+    model = result.model
     metadata.write(model, {
-        metadata.VERSION: tool_version(), metadata.STRATEGY: fftconv, metadata.SITES: sites_json(sites),
+        metadata.VERSION: tool_version(), metadata.STRATEGY: fftconv, metadata.SITES: sites_json(result.sites),
         metadata.MAX_SEQ_LEN: str(lengths.length), metadata.DYNAMIC_SEQ: str(lengths.dynamic).lower(),
         metadata.DYNAMIC_BATCH: str(batch is None).lower(), metadata.PRECISION: precision,
-        metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name})
+        metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name, metadata.TARGET: target})
     onnx_io.check(model)
+    warnings = [str(p) for p in targets.require_compatible(model, target, f"the exported graph does not run on {target}")]
     reports: list[OutputReport] = []
     if verify:
         progress("verifying against PyTorch")
-        reports = check_parity(loaded, OrtModel(model), _verify_lengths(lengths), batch, tolerance)
-        failed = [r for r in reports if not r.passed]
-        if failed:
-            worst = max(failed, key=lambda r: r.rel_l2)
-            raise HyenaDeployError(f"parity failed: {worst.output} at {worst.case}: rel L2 {worst.rel_l2:.2e}, "
-                                   f"max abs {worst.max_abs:.2e} (nothing written)")
+        max_len = lengths.length
+        reports = check_parity(loaded, OrtRunner(model), _verify_lengths(lengths), batch, tolerance,
+                               example_fits=lambda x: x.shape[1] <= max_len if lengths.dynamic else x.shape[1] == max_len)
+        require_parity(reports, "parity failed", explain=lambda: bisect_summary(loaded, model, tolerance))
     files = onnx_io.save(model, output)
-    return ExportResult(files, sites, reports, lengths.length, lengths.dynamic, notes)
+    return ExportResult(files, result.sites, reports, lengths.length, lengths.dynamic,
+                        [*loaded.notes, *result.notes, *warnings])
 
 
 def _verify_lengths(lengths: Lengths) -> list[int]:
     return probe_lengths(lengths.length) if lengths.dynamic else [lengths.length]
 
 
-def check_parity(loaded: LoadedModel, runner: Backend, lengths: list[int], batch: int | None,
-                 tolerance: Tolerance, given: list[tuple[str, list[np.ndarray]]] = ()) -> list[OutputReport]:
-    """PyTorch vs ``runner`` on fresh random inputs at each length (batch 3 and 1), plus ``given`` inputs."""
-    rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
-    cases: list[tuple[str, list[np.ndarray]]] = []
-    for i, length in enumerate(lengths):
-        b = batch or (3 if i % 2 == 0 else 1)
-        inputs = loaded.make_inputs(b, length, rng)
-        cases.append((f"B={b} L={length}", [x.numpy() for x in inputs]))
+def check_parity(loaded: LoadedModel, candidate: Runner, lengths: list[int], batch: int | None,
+                 tolerance: Tolerance, given: list[Case] = (),
+                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[OutputReport]:
+    """PyTorch vs ``candidate`` on fresh random inputs at each length (batch 3 and 1), the model's own example
+    inputs (where they fit the graph's lengths and batch) and ``given`` cases."""
+    make = lambda b, n, rng: [x.numpy() for x in loaded.make_inputs(b, n, rng)]  # noqa: E731
+    cases = random_cases(make, lengths, batch, fresh_rng())
+    example = [x.detach().cpu().numpy() for x in loaded.example_inputs]
+    if all(example_fits(x) and (batch is None or x.shape[0] == batch) for x in example):
+        cases.append(Case("example inputs", example))
     cases.extend(given)
-    reports = []
-    for case, arrays in cases:
-        want = run_torch(loaded, tuple(torch.from_numpy(a) for a in arrays))
-        got = runner.run(arrays)
-        if len(want) != len(got):
-            raise HyenaDeployError(f"PyTorch gives {len(want)} outputs, the ONNX model {len(got)}")
-        reports.extend(compare(name, case, w, g, tolerance) for name, w, g in zip(runner.output_names, want, got))
-    return reports
+    return compare(TorchRunner(loaded), candidate, cases, tolerance)

@@ -36,15 +36,12 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import remove_dead, topological_sort
 from hyena_deploy.plugins.schema import register_schema
 from hyena_deploy.rewrite.replace import NODE_PREFIX
-from hyena_deploy.verify import Tolerance
+from hyena_deploy.verify.metrics import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 PADDING_PREFIX = "hyena_dynamic_length"  # node names of lengths.make_length_dynamic
 CAST_PREFIX = "hyena_precision"          # node names of the Casts inserted here
 FP16_MAX = float(np.finfo(np.float16).max)
-MAX_REL_L2 = {"fp16": 1e-2, "bf16": 3e-2}  # parity bound against fp32 PyTorch
-ELEMENTWISE_OFF = 1e30                     # an atol no output difference reaches
 
 _DATA_MOVEMENT = frozenset({"Concat", "ConstantOfShape", "Expand", "Flatten", "Gather", "Identity", "Pad",
                             "Reshape", "Slice", "Split", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Where"})
@@ -65,20 +62,6 @@ _ANY_INPUT_TYPE = frozenset({"Cast", "Shape", "Size"})
 _SUFFIX = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16"}
 _NUMPY = {TensorProto.FLOAT16: np.float16, TensorProto.BFLOAT16: ml_dtypes.bfloat16}
 _TYPE_STR = {TensorProto.FLOAT16: "tensor(float16)", TensorProto.BFLOAT16: "tensor(bfloat16)"}
-
-
-def default_tolerance(precision: str) -> Tolerance:
-    """Parity tolerance against fp32 PyTorch: relative L2 <= 1e-2 (fp16) or 3e-2 (bf16); fp32's default.
-
-    The elementwise check is off for the low precisions: a low-precision matmul's rounding error scales
-    with the norm of its operands, not with each output, so outputs near zero fail any fixed
-    (atol, rtol) pair even when the relative L2 error is 100x under the bound.
-    """
-    _check(precision)
-    if precision == "fp32":
-        return Tolerance()
-    bound = MAX_REL_L2[precision]
-    return Tolerance(atol=ELEMENTWISE_OFF, rtol=bound, max_rel_l2=bound)
 
 
 def apply_precision(model: onnx.ModelProto, precision: str, keep_io_types: bool = True,

@@ -8,7 +8,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hyena_deploy import compat
-from hyena_deploy.compat import TARGETS, check_compatibility, verdict
+from hyena_deploy.compat import verdict
+from hyena_deploy.targets import check as check_compatibility
+from hyena_deploy.targets import names
 from hyena_deploy.errors import HyenaDeployError
 
 
@@ -32,8 +34,11 @@ def _by(problems, code):
     return [p for p in problems if p.code == code]
 
 
-def test_targets_are_the_documented_three():
-    assert TARGETS == ("tensorrt-10", "tensorrt-11", "onnxruntime")
+TARGETS = ("tensorrt-10", "tensorrt-11", "onnxruntime")
+
+
+def test_the_target_table_holds_the_documented_four():
+    assert names() == ["onnxruntime", "onnxruntime-gpu", "tensorrt-10", "tensorrt-11"]
 
 
 def test_dft_is_an_error_on_tensorrt_10_with_the_monarch_fix():

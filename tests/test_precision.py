@@ -10,14 +10,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.lengths import run_torch
 from hyena_deploy.pipeline import export_model
-from hyena_deploy.precision import (LOW_TYPES, apply_precision, default_tolerance, elem_types,
-                                    for_onnxruntime)
+from hyena_deploy.precision import LOW_TYPES, apply_precision, elem_types, for_onnxruntime
 from hyena_deploy.rewrite.replace import NODE_PREFIX
 from hyena_deploy.runtime import OrtModel
 from hyena_deploy.sources import load_source
-from hyena_deploy.verify import compare
+from hyena_deploy.runners.torch_runner import TorchRunner
+from hyena_deploy.verify import compare_output, default_tolerance
 
 MAX_LEN = 256
 LENGTHS = (MAX_LEN, 77)
@@ -50,10 +49,10 @@ def _rel_l2_errors(source: str, model: onnx.ModelProto, precision: str, view: bo
     errors = []
     for length in LENGTHS:
         inputs = loaded.make_inputs(3, length, rng)
-        want = run_torch(loaded, inputs)
+        want = TorchRunner(loaded).run_tensors(inputs)
         got = runner.run([x.numpy() for x in inputs])
         for name, w, g in zip(runner.output_names, want, got):
-            report = compare(name, f"L={length}", w, g.astype(np.float32), default_tolerance(precision))
+            report = compare_output(name, f"L={length}", w, g.astype(np.float32), default_tolerance(precision))
             assert report.passed, report
             errors.append(report.rel_l2)
     return errors

@@ -21,6 +21,7 @@ from hyena_deploy.bench.spec import Backend, format_length, parse_backends, pars
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.pipeline import export_model
 from hyena_deploy.sources import load_source
+from hyena_deploy.verify.metrics import Tolerance, compare_output
 
 Step = Callable[[int, int, str], None]  # (steps done, steps in all, what runs next)
 BATCH = 1
@@ -105,7 +106,13 @@ def _worker(job: dict, work: Path, threads: int) -> dict:
 
 
 def _export(loaded, backend: Backend, length: int, path: Path) -> None:
-    strategy, target = (backend.strategy, "onnxruntime") if backend.kind == "ort" else ("auto", "tensorrt")
+    if backend.kind == "ort":
+        strategy, target = backend.strategy, backend.target
+    else:
+        from hyena_deploy.tensorrt import trt_api
+        from hyena_deploy.tensorrt.plan import compat_target
+
+        strategy, target = "auto", compat_target(trt_api.trt_version())
     export_model(loaded, path, fftconv=strategy, target=target, seq_len=length, batch=BATCH, verify=False)
 
 
@@ -140,7 +147,8 @@ def run_bench(source: str, lengths: str | None, backends: str, threads: int = 2,
                 np.save(inputs[-1], tensor.numpy())
             jobs = {}
             for index, backend in enumerate(runnable):
-                jobs[backend.name] = {**settings, "kind": backend.kind, "strategy": backend.strategy, "length": length,
+                jobs[backend.name] = {**settings, "kind": backend.kind, "strategy": backend.strategy,
+                                      "target": backend.target, "length": length,
                                       "inputs": inputs, "output": str(work / f"out{index}.npy")}
                 if backend.kind != "torch":
                     steps.next(f"exporting {backend.name} at {format_length(length)}")
@@ -188,10 +196,10 @@ def _compare_to_torch(result: BenchResult, length: int, outputs: dict[str, Path]
     torch_run = result.get("torch", length)
     if torch_run is None:
         return
-    reference = np.load(outputs["torch"]).astype(np.float64)
-    scale = max(float(np.linalg.norm(reference)), 1e-30)
+    reference = np.load(outputs["torch"])
     for i, m in enumerate(result.measurements):
         if m.length == length:
-            got = np.load(outputs[m.backend]).astype(np.float64)
-            rel = float(np.linalg.norm(got - reference) / scale) if got.shape == reference.shape else float("nan")
+            got = np.load(outputs[m.backend])
+            rel = (compare_output(m.backend, f"L={length}", reference, got, Tolerance()).rel_l2
+                   if got.shape == reference.shape else float("nan"))
             result.measurements[i] = replace(m, speedup=torch_run.median_ms / m.median_ms, rel_l2=rel)

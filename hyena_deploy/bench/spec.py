@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hyena_deploy import targets
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.strategies import CHOICES
 
@@ -15,14 +16,18 @@ _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20}
 
 @dataclass(frozen=True)
 class Backend:
-    """One thing to time: ``kind`` is torch, ort or trt; ``strategy`` the FFT-conv rewrite for exported kinds."""
+    """One thing to time: ``kind`` torch (PyTorch eager), ort (a graph exported with ``strategy``, run by the
+    runner of ``target`` from the target table) or trt (a TensorRT engine)."""
 
     kind: str
     strategy: str | None = None
+    target: str = "onnxruntime"
 
     @property
     def name(self) -> str:
-        return self.kind if self.kind != "ort" else f"ort:{self.strategy}"
+        if self.kind != "ort":
+            return self.kind
+        return f"{'ort' if self.target == 'onnxruntime' else self.target}:{self.strategy}"
 
 
 def parse_length(text: str) -> int:
@@ -57,20 +62,26 @@ def parse_lengths(text: str | None, max_len: int | None) -> list[int]:
 
 
 def parse_backends(text: str) -> list[Backend]:
-    """``torch,ort:auto,ort:monarch,trt`` in the given order, duplicates dropped."""
+    """``torch,ort:auto,onnxruntime-gpu:monarch,trt`` in the given order, duplicates dropped.
+
+    ``TARGET:<strategy>`` names any target of the table with a graph runner; ``ort`` is short for onnxruntime.
+    """
+    graph_targets = targets.names(runnable=True)
     backends: list[Backend] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
         kind, _, strategy = part.partition(":")
-        if kind == "ort":
+        kind = "onnxruntime" if kind == "ort" else kind
+        if kind in graph_targets:
             if strategy not in CHOICES:
                 raise HyenaDeployError(f"unknown strategy in {part!r} (choose from {', '.join(CHOICES)})")
-            backend = Backend("ort", strategy)
+            backend = Backend("ort", strategy, kind)
         elif kind in ("torch", "trt") and not strategy:
             backend = Backend(kind)
         else:
-            raise HyenaDeployError(f"unknown backend {part!r}: use torch, ort:<strategy> or trt")
+            raise HyenaDeployError(f"unknown backend {part!r}: use torch, trt or TARGET:<strategy> with TARGET one of "
+                                   f"ort, {', '.join(graph_targets)}")
         if backend not in backends:
             backends.append(backend)
     if not backends:

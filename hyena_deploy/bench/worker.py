@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hyena_deploy.runners import Runner
+
 
 def _status_kib(field: str) -> int | None:
     try:
@@ -46,45 +48,23 @@ def reset_peak_rss() -> int:
     return _status_kib("VmRSS") or peak_rss_kib()
 
 
-def _torch_runner(job: dict, inputs: list[np.ndarray]) -> Callable[[], np.ndarray]:
-    import torch
-    from torch.utils._pytree import tree_leaves
-
+def _torch_runner(job: dict) -> Runner:
+    from hyena_deploy.runners.torch_runner import TorchRunner
     from hyena_deploy.sources import load_source
 
-    torch.set_num_threads(job["threads"])
-    module = load_source(job["source"]).module
-    tensors = [torch.from_numpy(a) for a in inputs]
-
-    def run() -> np.ndarray:
-        with torch.inference_mode():
-            out = module(*tensors)
-        return next(t for t in tree_leaves(out) if isinstance(t, torch.Tensor)).float().numpy()
-
-    return run
+    return TorchRunner(load_source(job["source"]), job["threads"])
 
 
-def _ort_runner(job: dict, inputs: list[np.ndarray]) -> Callable[[], np.ndarray]:
-    import onnx
-    import onnxruntime as ort
+def _graph_runner(job: dict) -> Runner:
+    from hyena_deploy import targets
 
-    from hyena_deploy.plugins import session_options_for
-    from hyena_deploy.runtime import session_options
-
-    options = session_options(job["threads"])
-    if job["strategy"] == "plugin":  # the custom op needs its library registered and a prepared graph
-        options, proto = session_options_for(onnx.load(job["model"]), options)
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    else:
-        session = ort.InferenceSession(job["model"], options, providers=["CPUExecutionProvider"])
-    feeds = {i.name: a for i, a in zip(session.get_inputs(), inputs)}
-    return lambda: session.run(None, feeds)[0]
+    return targets.get(job["target"]).make_runner(Path(job["model"]), job["threads"])
 
 
-def _trt_runner(job: dict, inputs: list[np.ndarray]) -> Callable[[], np.ndarray]:
+def _trt_runner(job: dict) -> Runner:
     import onnx
 
-    from hyena_deploy.runtime import EngineModel
+    from hyena_deploy.runners.trt_runner import TrtRunner
     from hyena_deploy.tensorrt import trt_api
     from hyena_deploy.tensorrt.plan import BuildOptions, make_plan
 
@@ -92,14 +72,13 @@ def _trt_runner(job: dict, inputs: list[np.ndarray]) -> Callable[[], np.ndarray]
     plan = make_plan(graph, BuildOptions(), trt_api.trt_version())
     engine = Path(job["model"]).with_suffix(".engine")
     engine.write_bytes(trt_api.build_engine(job["model"], plan))
-    model = EngineModel(engine, graph)
-    return lambda: model.run(inputs)[0]
+    return TrtRunner(engine, graph)
 
 
-RUNNERS = {"torch": _torch_runner, "ort": _ort_runner, "trt": _trt_runner}
-IMPORTS = {"torch": ("torch", "hyena_deploy.sources"),
-           "ort": ("onnx", "onnxruntime", "hyena_deploy.plugins", "hyena_deploy.runtime"),
-           "trt": ("onnx", "torch", "hyena_deploy.runtime", "hyena_deploy.tensorrt.trt_api",
+RUNNERS: dict[str, Callable[[dict], Runner]] = {"torch": _torch_runner, "ort": _graph_runner, "trt": _trt_runner}
+IMPORTS = {"torch": ("torch", "hyena_deploy.sources", "hyena_deploy.runners.torch_runner"),
+           "ort": ("onnx", "onnxruntime", "hyena_deploy.plugins", "hyena_deploy.targets"),
+           "trt": ("onnx", "torch", "hyena_deploy.runners.trt_runner", "hyena_deploy.tensorrt.trt_api",
                    "hyena_deploy.tensorrt.plan")}
 
 
@@ -109,7 +88,8 @@ def measure(job: dict) -> dict:
         importlib.import_module(module)
     inputs = [np.load(p) for p in job["inputs"]]
     base = reset_peak_rss()
-    run = RUNNERS[job["kind"]](job, inputs)
+    runner = RUNNERS[job["kind"]](job)
+    run = lambda: runner.run(inputs)[0]  # noqa: E731
     first = run()
     for _ in range(job["warmup"]):
         run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,9 +9,10 @@ import click
 import onnx
 from rich.markup import escape
 
-from hyena_deploy import metadata, onnx_io
-from hyena_deploy.compat import TARGETS, check_compatibility, verdict
+from hyena_deploy import onnx_io, targets
+from hyena_deploy.compat import verdict
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.report import console
 
 
@@ -25,7 +25,7 @@ def _dims(vi: onnx.ValueInfoProto) -> str:
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(TARGETS),
+@click.option("--target", type=click.Choice(targets.names()),
               help="Report every reason TARGET would reject the graph; exit 0 only when compatible.")
 def inspect(model: Path, target: str | None) -> None:
     """Inputs/outputs, op histogram, strategy and length metadata, target compatibility of MODEL.onnx."""
@@ -38,19 +38,20 @@ def inspect(model: Path, target: str | None) -> None:
     console.print("outputs:")
     for vi in proto.graph.output:
         console.print(f"  {_dims(vi)}")
-    meta = metadata.read(proto)
-    console.print(f"strategy: {meta.get('fftconv', 'unknown (not written by hyena-deploy)')}; "
-                  f"max sequence length: {meta.get('max_seq_len', 'unknown')}; "
-                  f"dynamic length: {meta.get('dynamic_seq_len', 'unknown')}; precision: {meta.get('precision', 'unknown')}")
-    if "sites" in meta:
-        sites = json.loads(meta["sites"])
-        console.print(f"long convolutions: {len(sites)} "
-                      f"({', '.join(sorted({s['strategy'] for s in sites})) or 'none'})")
+    info = GraphInfo.of(proto)
+    unknown = "unknown"
+    console.print(f"strategy: {info.strategy or 'unknown (not written by hyena-deploy)'}; "
+                  f"max sequence length: {info.max_seq_len or unknown}; "
+                  f"dynamic length: {unknown if info.dynamic_seq_len is None else str(info.dynamic_seq_len).lower()}; "
+                  f"precision: {info.precision if info.version else unknown}; exported for: {info.target or unknown}")
+    if info.version:
+        console.print(f"long convolutions: {len(info.sites)} "
+                      f"({', '.join(sorted({s['strategy'] for s in info.sites})) or 'none'})")
     console.print("ops: " + ", ".join(f"{op} {n}" for op, n in sorted(Counter(
         (f"{n.domain}::{n.op_type}" if n.domain else n.op_type) for n in proto.graph.node).items())))
     if target is None:
         return
-    problems = check_compatibility(proto, target)
+    problems = targets.check(proto, target)
     for p in problems:
         console.print(f"  {p.severity}: {p.op_type} {p.node}: {p.reason}. Fix: {p.fix}")
     if not verdict(problems):

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import onnx
 
-from hyena_deploy import metadata
-from hyena_deploy.compat import ERROR, check_compatibility
+from hyena_deploy import metadata, targets
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
 from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
@@ -85,7 +84,7 @@ class BuildPlan:
 
 
 def compat_target(trt_version: tuple[int, int]) -> str:
-    """The :mod:`hyena_deploy.compat` target describing a TensorRT release."""
+    """The :mod:`hyena_deploy.targets` entry describing a TensorRT release."""
     return "tensorrt-11" if trt_version >= DFT_SINCE else "tensorrt-10"
 
 
@@ -172,9 +171,5 @@ def _graph_warnings(model: onnx.ModelProto, target: str, version: str, have_plug
     if uses_plugin and not have_plugins:
         raise HyenaDeployError("the graph has hyena_deploy::FFTConv nodes (strategy plugin): pass --plugin-lib PATH "
                                "to the TensorRT plugin library implementing them, or re-export with --fftconv monarch")
-    problems = check_compatibility(model, target)
-    errors = [p for p in problems if p.severity == ERROR]
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise HyenaDeployError(f"the graph does not build on TensorRT {version}: {errors[0]}{more}")
-    return [str(p) for p in problems if not (have_plugins and p.code == "plugin-required")]
+    warnings = targets.require_compatible(model, target, f"the graph does not build on TensorRT {version}")
+    return [str(p) for p in warnings if not (have_plugins and p.code == "plugin-required")]

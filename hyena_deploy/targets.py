@@ -1,0 +1,86 @@
+"""The target table: every runtime hyena-deploy exports for, in one place.
+
+A :class:`Target` names what the runtime accepts (compatibility rules, :mod:`hyena_deploy.compat`), which kept
+measurements ``--fftconv auto`` uses (``strategies/crossovers.json``), how a graph runs on it here (a runner
+factory, for ``check`` and ``bench``), and whether it is built into an engine (``hyena-deploy build``).
+``export --target``, ``inspect --target``, ``check --target``, ``bench --backends`` and ``build`` all read
+this table; adding a target is one :func:`register` call plus its runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from hyena_deploy import compat
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.runners import Runner
+from hyena_deploy.runners.ort_runner import OrtRunner
+
+GraphRunner = Callable[[onnx.ModelProto | Path, int | None], Runner]  # (graph, threads) -> runner
+
+
+@dataclass(frozen=True)
+class Target:
+    """One runtime: see the module docstring. ``runner`` is None where graphs do not run here as they are
+    (engine targets run through ``--engine``)."""
+
+    name: str
+    rules: compat.Rules
+    crossovers: str
+    runner: GraphRunner | None = None
+    engine: bool = False
+
+    def make_runner(self, graph: onnx.ModelProto | Path, threads: int | None = None) -> Runner:
+        """A runner for ``graph`` on this target (one-line error where it cannot run here)."""
+        if self.runner is None:
+            reason = "it runs built engines (use --engine)" if self.engine else "no runner for it is wired"
+            raise HyenaDeployError(f"cannot run graphs on {self.name} here: {reason}")
+        return self.runner(graph, threads)
+
+
+_TABLE: dict[str, Target] = {}
+
+
+def register(target: Target) -> Target:
+    """Add (or replace) a target by name."""
+    _TABLE[target.name] = target
+    return target
+
+
+def names(*, runnable: bool | None = None) -> list[str]:
+    """Target names in table order; ``runnable`` True keeps those with a graph runner."""
+    return [t.name for t in _TABLE.values() if runnable is None or (t.runner is not None) == runnable]
+
+
+def get(name: str) -> Target:
+    """The target called ``name`` (one-line error listing the known ones)."""
+    if name not in _TABLE:
+        raise HyenaDeployError(f"unknown target {name!r}; choose one of {', '.join(_TABLE)}")
+    return _TABLE[name]
+
+
+def check(model: onnx.ModelProto, name: str) -> list[compat.Problem]:
+    """Every reason target ``name`` may reject ``model`` (errors and warnings)."""
+    return compat.check_compatibility(model, get(name).rules)
+
+
+def require_compatible(model: onnx.ModelProto, name: str, what: str) -> list[compat.Problem]:
+    """Raise ``what: <first error, with its fix>`` when ``name`` rejects ``model``; else the warnings."""
+    problems = check(model, name)
+    errors = [p for p in problems if p.severity == compat.ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise HyenaDeployError(f"{what}: {errors[0]}{more}")
+    return [p for p in problems if p.severity != compat.ERROR]
+
+
+register(Target("onnxruntime", compat.ONNXRUNTIME, crossovers="onnxruntime",
+                runner=lambda graph, threads: OrtRunner(graph, threads)))
+# Export and inspect only: its measurements are the GPU ones, and no GPU runner is wired (no GPU to test it on).
+register(Target("onnxruntime-gpu", compat.ONNXRUNTIME_GPU, crossovers="tensorrt"))
+register(Target("tensorrt-10", compat.TENSORRT_10, crossovers="tensorrt", engine=True))
+register(Target("tensorrt-11", compat.TENSORRT_11, crossovers="tensorrt", engine=True))

@@ -1,0 +1,148 @@
+"""Per-layer bisect: the first PyTorch module whose output the ONNX graph no longer reproduces.
+
+The dynamo exporter records each node's module scopes (``pkg.torch.onnx.name_scopes``). A module's output in
+the graph is the last tensor its nodes produce that leaves its scope (read by a node outside it, or a graph
+output) with the shape PyTorch gives. Every module's output is captured in PyTorch with forward hooks, the
+same tensors are marked as graph outputs in ONNX Runtime, and both are compared with the export's tolerance, in
+the order PyTorch finished the modules (a child before its parent). Modules the rewrite folded away (filter
+generators) or called more than once are not compared.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import torch
+from torch.utils._pytree import tree_leaves
+
+from hyena_deploy.graph import consumers
+from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.metadata import GraphInfo
+from hyena_deploy.rewrite.replace import static_length
+from hyena_deploy.runners.ort_runner import OrtRunner
+from hyena_deploy.verify.cases import fresh_rng
+from hyena_deploy.verify.metrics import OutputReport, Tolerance, compare_output
+
+SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One module's output compared: its path, class, the graph tensor and the FFT-conv sites inside it."""
+
+    module: str
+    kind: str
+    tensor: str
+    report: OutputReport
+    sites: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        where = f" (FFT-conv site {', '.join(self.sites)})" if self.sites else ""
+        return (f"first diverging module: {self.module or '<model>'} ({self.kind}){where}: rel L2 "
+                f"{self.report.rel_l2:.2e}, max abs {self.report.max_abs:.2e}, cosine {self.report.cosine:.6f}")
+
+
+def module_scopes(model: onnx.ModelProto) -> dict[str, set[str]]:
+    """Node name -> the module paths it was traced inside ('' is the model itself); nodes without scopes absent."""
+    scopes: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        props = {p.key: p.value for p in node.metadata_props}
+        if SCOPES_KEY in props:
+            names = ast.literal_eval(props[SCOPES_KEY])
+            scopes[node.name] = set(names[:-1])  # the last entry names the node itself
+    return scopes
+
+
+def boundary_tensors(model: onnx.ModelProto, scopes: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Module path -> tensors its nodes produce that leave its scope, in graph order."""
+    readers = consumers(model.graph)
+    outputs = {o.name for o in model.graph.output}
+    found: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for module in scopes.get(node.name, ()):
+            for tensor in node.output:
+                leaves = tensor in outputs or any(module not in scopes.get(r.name, ()) for r in readers.get(tensor, []))
+                if tensor and leaves:
+                    found.setdefault(module, []).append(tensor)
+    return found
+
+
+def _capture(loaded: LoadedModel, inputs: list[np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
+    """(path, class, first output tensor) of every module called exactly once, in the order they finished."""
+    done: list[tuple[str, str, np.ndarray]] = []
+    calls: dict[str, int] = {}
+    hooks = []
+    for path, module in loaded.module.named_modules():
+        def hook(mod, args, out, path=path):
+            calls[path] = calls.get(path, 0) + 1
+            tensors = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            if tensors and tensors[0].is_floating_point():
+                done.append((path, type(mod).__name__, tensors[0].detach().float().cpu().numpy()))
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            loaded.module(*(torch.from_numpy(a) for a in inputs))
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return [entry for entry in done if calls[entry[0]] == 1]
+
+
+def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
+           inputs: list[np.ndarray] | None = None) -> list[LayerReport]:
+    """Every module output that could be matched in the graph, compared, in the order PyTorch finished them.
+
+    ``inputs`` default to random ones at the graph's maximum length (where its inner tensors have PyTorch's
+    shapes even when the graph pads a dynamic length).
+    """
+    info = GraphInfo.of(model)
+    if inputs is None:
+        length = info.max_seq_len or static_length(model) or loaded.example_inputs[0].shape[1]
+        inputs = [x.numpy() for x in loaded.make_inputs(1 if info.dynamic_batch else _static_batch(model), length,
+                                                          fresh_rng())]
+    scopes = module_scopes(model)
+    leaving = boundary_tensors(model, scopes)
+    candidates = tuple(dict.fromkeys(t for tensors in leaving.values() for t in tensors))
+    runner = OrtRunner(model, extra_outputs=candidates)
+    values = dict(zip(runner.output_names, runner.run(inputs)))
+    site_readers = _site_scopes(model, info, scopes)
+    reports = []
+    for path, kind, want in _capture(loaded, inputs):
+        matching = [t for t in leaving.get(path, []) if np.shape(values.get(t)) == want.shape
+                    and np.issubdtype(np.asarray(values[t]).dtype, np.floating)]
+        if not matching:
+            continue
+        tensor = matching[-1]
+        report = compare_output(tensor, path or "<model>", want, np.asarray(values[tensor]), tolerance)
+        sites = [site for site, modules in site_readers.items() if path in modules]
+        reports.append(LayerReport(path, kind, tensor, report, sites))
+    return reports
+
+
+def first_divergence(reports: list[LayerReport]) -> LayerReport | None:
+    """The first compared module that fails its tolerance, or None."""
+    return next((r for r in reports if not r.report.passed), None)
+
+
+def bisect_summary(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance) -> str:
+    """One phrase for a failure message: the first diverging module, or why none was found."""
+    reports = bisect(loaded, model, tolerance)
+    if not reports:
+        return "no module output could be matched in the graph (no module scopes recorded)"
+    first = first_divergence(reports)
+    return first.summary() if first else "every module output matched at the graph's maximum length"
+
+
+def _site_scopes(model: onnx.ModelProto, info: GraphInfo, scopes: dict[str, set[str]]) -> dict[str, set[str]]:
+    """FFT-conv site (its output tensor) -> modules of the nodes that read it."""
+    readers = consumers(model.graph)
+    return {site["output"]: set().union(*(scopes.get(r.name, set()) for r in readers.get(site["output"], [])))
+            for site in info.sites}
+
+
+def _static_batch(model: onnx.ModelProto) -> int:
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].HasField("dim_value") else 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hyena_deploy.models.lm import Mlp
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.models.lm import Mlp, mixer_steps, step_blocks
+from hyena_deploy.stateful.layout import position_spec
 
 
 class MixerBlock(nn.Module):
@@ -115,3 +117,35 @@ class SequenceClassifier(nn.Module):
         index = torch.remainder(first_pad - 1, seqlen)  # -1 (no pad, or pad first) -> last token
         index = index[:, None, None].expand(-1, 1, logits.shape[-1])
         return logits.gather(1, index)[:, 0]
+
+
+class CausalLMStep(nn.Module):
+    """:class:`CausalLM` of Hyena mixer blocks on a chunk of token ids (B, T) continuing from its states.
+
+    Learned absolute positions (``max_position_embeddings > 0``) add the model-wide ``position``
+    state (B, 1), tokens consumed so far; it is last in the state list.
+    """
+
+    def __init__(self, lm: CausalLM, max_context: int) -> None:
+        super().__init__()
+        self.lm = lm
+        positions = lm.backbone.embeddings.position_embeddings
+        if positions is not None and max_context > positions.num_embeddings:
+            raise HyenaDeployError(f"max context {max_context} is past the model's {positions.num_embeddings} "
+                                   "learned positions")
+        self.steps, self.specs = mixer_steps(lm.backbone.layers, max_context)
+        self.has_position = positions is not None
+        if self.has_position:
+            self.specs.append(position_spec())
+
+    def forward(self, input_ids: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        backbone = self.lm.backbone
+        x = backbone.embeddings.word_embeddings(input_ids)
+        if self.has_position:
+            *states, position = states
+            steps = torch.arange(input_ids.shape[1], device=input_ids.device)
+            x = x + backbone.embeddings.position_embeddings(position + steps)
+        x, new_states = step_blocks(backbone.layers, self.steps, x, tuple(states))
+        if self.has_position:
+            new_states.append(position + input_ids.shape[1])
+        return (self.lm.lm_head(backbone.ln_f(x)), *new_states)

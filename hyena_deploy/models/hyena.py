@@ -12,6 +12,10 @@ import math
 import torch
 from torch import nn
 
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.stateful.fir import conv_with_cache
+from hyena_deploy.stateful.history import HistoryConv
+
 
 def fftconv(u: torch.Tensor, k: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Causal long convolution of ``u`` (B, D, L) with ``k`` (D, L) plus the skip ``bias`` (D)."""
@@ -147,15 +151,58 @@ class HyenaOperator(nn.Module):
         u = self.in_proj(u).transpose(1, 2)
         uc = self.short_filter(u)[..., :l_filter]
         *x, v = uc.split(self.d_model, dim=1)
-        k = self.filter_fn.filter(l_filter)[0]
-        bias = self.filter_fn.skip()
-        if self.channel_layout == "od":
-            k = k.reshape(l_filter, self.order - 1, self.d_model).permute(1, 2, 0)
-            bias = bias.reshape(self.order - 1, self.d_model)
-        else:
-            k = k.reshape(l_filter, self.d_model, self.order - 1).permute(2, 1, 0)
-            bias = bias.reshape(self.d_model, self.order - 1).t()
+        k, bias = self.filters(l_filter)
         for o, x_i in enumerate(reversed(x[1:])):
             v = fftconv(v * x_i, k[o], bias[o])
         y = (v * x[0]).transpose(1, 2)
         return self.out_proj(y)
+
+    def filters(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Long filters (order - 1, d_model, length) and D skips (order - 1, d_model), in the order they are applied."""
+        k = self.filter_fn.filter(length)[0]
+        bias = self.filter_fn.skip()
+        if self.channel_layout == "od":
+            k = k.reshape(length, self.order - 1, self.d_model).permute(1, 2, 0)
+            bias = bias.reshape(self.order - 1, self.d_model)
+        else:
+            k = k.reshape(length, self.d_model, self.order - 1).permute(2, 1, 0)
+            bias = bias.reshape(self.d_model, self.order - 1).t()
+        return k, bias
+
+
+class HyenaOperatorStep(nn.Module):
+    """:class:`HyenaOperator` on a chunk (B, T, d_model) continuing from its states, exact for any T.
+
+    States: the short filter's FIR cache (B, (order + 1) d_model, short_filter_order - 1) and, per
+    long convolution, the exact history of its input (B, d_model, max_context - 1): the implicit
+    filter is evaluated once for ``max_context`` taps and kept as a constant.
+    """
+
+    def __init__(self, operator: HyenaOperator, max_context: int) -> None:
+        super().__init__()
+        if not 1 <= max_context <= operator.l_max:
+            raise HyenaDeployError(f"max context {max_context} is outside 1..{operator.l_max} (the filter's length)")
+        self.operator = operator
+        with torch.no_grad():
+            k, bias = operator.filters(max_context)
+        self.long_convs = nn.ModuleList(HistoryConv(k[o], bias[o]) for o in range(operator.order - 1))
+
+    def state_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(kind, name, shape without batch) of each state, in the order :meth:`forward` takes them."""
+        short = self.operator.short_filter
+        shapes = [("fir", "conv_state", (short.in_channels, short.kernel_size[0] - 1))]
+        return shapes + [("history", f"history_{o}", (self.operator.d_model, conv.state_length))
+                         for o, conv in enumerate(self.long_convs)]
+
+    def forward(self, u: torch.Tensor, fir: torch.Tensor, *histories: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        op = self.operator
+        u = op.in_proj(u).transpose(1, 2)
+        uc, fir = conv_with_cache(fir, u, op.short_filter.weight)
+        uc = uc + op.short_filter.bias[:, None]
+        *x, v = uc.split(op.d_model, dim=1)
+        states = [fir]
+        for conv, history, x_i in zip(self.long_convs, histories, reversed(x[1:])):
+            v, history = conv(v * x_i, history)
+            states.append(history)
+        return op.out_proj((v * x[0]).transpose(1, 2)), states

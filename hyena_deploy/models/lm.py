@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.models.hyena import HyenaOperator
+from hyena_deploy.models.hyena import HyenaOperator, HyenaOperatorStep
+from hyena_deploy.stateful.layout import StateSpec
 
 MODEL_TYPE = "hyena_lm"
 
@@ -98,3 +99,38 @@ class HyenaLM(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.ln_f(x) @ self.embedding.weight.t()
+
+
+def mixer_steps(blocks: nn.ModuleList, max_context: int) -> tuple[nn.ModuleList, list[StateSpec]]:
+    """Chunk-with-state mixers of pre-norm Hyena blocks and their state table (layer = block index)."""
+    steps = nn.ModuleList(HyenaOperatorStep(block.mixer, max_context) for block in blocks)
+    specs = [StateSpec(kind, name, layer, shape)
+             for layer, step in enumerate(steps) for kind, name, shape in step.state_shapes()]
+    return steps, specs
+
+
+def step_blocks(blocks: nn.ModuleList, steps: nn.ModuleList, x: torch.Tensor, states: tuple[torch.Tensor, ...]
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``x + mixer(norm1(x))`` then ``+ mlp(norm2(.))`` per block, each mixer continuing from its states."""
+    new_states: list[torch.Tensor] = []
+    for block, step in zip(blocks, steps):
+        count = len(step.state_shapes())
+        y, layer_states = step(block.norm1(x), *states[len(new_states):len(new_states) + count])
+        x = x + y
+        x = x + block.mlp(block.norm2(x))
+        new_states.extend(layer_states)
+    return x, new_states
+
+
+class HyenaLMStep(nn.Module):
+    """:class:`HyenaLM` on a chunk of token ids (B, T) with per-layer states -> logits (B, T, vocab), new states."""
+
+    def __init__(self, lm: HyenaLM, max_context: int) -> None:
+        super().__init__()
+        self.lm = lm
+        self.steps, self.specs = mixer_steps(lm.layers, max_context)
+
+    def forward(self, input_ids: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lm = self.lm
+        x, new_states = step_blocks(lm.layers, self.steps, lm.embedding(input_ids), states)
+        return (lm.ln_f(x) @ lm.embedding.weight.t(), *new_states)

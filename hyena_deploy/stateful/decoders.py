@@ -1,0 +1,41 @@
+"""The decode module of each family: token ids (B, T) and states -> logits (B, T, V) and new states.
+
+A decode module has ``specs`` (its :class:`~hyena_deploy.stateful.layout.StateSpec` list) and
+``forward(input_ids, *states) -> (logits, *new_states)`` in that order. Each family's step math lives
+next to its full-sequence model in :mod:`hyena_deploy.models`; this module only picks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.models.backbone import CausalLM, CausalLMStep
+from hyena_deploy.models.hyena import HyenaOperator
+from hyena_deploy.models.lm import HyenaLM, HyenaLMStep
+
+Builder = Callable[[nn.Module, int], nn.Module]
+
+
+def _causal_lm(model: CausalLM, max_context: int) -> nn.Module:
+    mixers = [type(block.mixer).__name__ for block in model.backbone.layers if not isinstance(block.mixer, HyenaOperator)]
+    if mixers:
+        raise HyenaDeployError(f"no stateful form for mixer {mixers[0]} (Hyena operators only)")
+    return CausalLMStep(model, max_context)
+
+
+BUILDERS: dict[type, tuple[str, Builder]] = {
+    HyenaLM: ("hyena_lm", HyenaLMStep),
+    CausalLM: ("hyena_causal_lm", _causal_lm),
+}
+
+
+def build_decoder(model: nn.Module, max_context: int) -> tuple[str, nn.Module]:
+    """(family name, decode module) for a loaded model, or a one-line error naming what has no stateful form."""
+    for kind, (family, builder) in BUILDERS.items():
+        if type(model) is kind:
+            return family, builder(model, max_context).eval()
+    known = ", ".join(sorted(family for family, _ in BUILDERS.values()))
+    raise HyenaDeployError(f"no stateful (streaming) form for {type(model).__name__} models (supported: {known})")

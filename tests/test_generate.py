@@ -1,0 +1,189 @@
+"""Stateful export + Generator + ``generate``: token for token against PyTorch full recompute, and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hyena_deploy.cli import main
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.runtime.generator import Generator
+from hyena_deploy.sources import load_source
+from hyena_deploy.stateful.export import export_stateful
+from tests.helpers import assert_tensorrt_safe
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTEXT = 160
+
+
+def run(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, needle: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def torch_greedy(module: torch.nn.Module, prompt: np.ndarray, tokens: int) -> np.ndarray:
+    """Greedy tokens by re-running the whole sequence per token (the reference)."""
+    sequence = torch.from_numpy(prompt)
+    with torch.no_grad():
+        for _ in range(tokens):
+            nxt = module(sequence)[:, -1].argmax(-1, keepdim=True)
+            sequence = torch.cat([sequence, nxt], dim=1)
+    return sequence[:, prompt.shape[1]:].numpy()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("stateful") / "tiny"
+    result = export_stateful("hyena-tiny", out, max_context=CONTEXT)
+    assert result.reports and all(r.passed for r in result.reports)
+    assert result.greedy_checked == 16
+    return out
+
+
+def test_directory_layout(tiny: Path) -> None:
+    layout = json.loads((tiny / "hyena_deploy.json").read_text())
+    assert layout["format"] == "hyena-deploy-stateful" and layout["graphs"] == {"decode": "decode.onnx",
+                                                                                 "prefill": None}
+    assert layout["vocab_size"] == 16 and layout["max_context"] == CONTEXT
+    states = {s["input"]: s for s in layout["states"]}
+    assert states["past_key_values.1.conv_state"] == {
+        "input": "past_key_values.1.conv_state", "output": "present.1.conv_state", "shape": ["batch", 192, 2],
+        "dtype": "float32", "layer": 1, "kind": "fir"}
+    assert states["past_key_values.0.history_0"]["shape"] == ["batch", 64, CONTEXT - 1]
+    assert sorted(p.name for p in tiny.iterdir()) == ["decode.onnx", "hyena_deploy.json"]
+    assert_tensorrt_safe(tiny / "decode.onnx")
+
+
+def test_greedy_64_tokens_equal_full_recompute(tiny: Path) -> None:
+    module = load_source("hyena-tiny").module.eval()
+    prompt = np.random.default_rng().integers(0, 16, (3, 13))
+    got = Generator(tiny, threads=1).generate(prompt, 64, chunk=5)
+    assert np.array_equal(got, torch_greedy(module, prompt, 64))
+
+
+def test_decode_logits_after_odd_prompts_match_pytorch(tiny: Path) -> None:
+    module = load_source("hyena-tiny").module.eval()
+    generator = Generator(tiny)
+    ids = np.random.default_rng().integers(0, 16, (3, 60))
+    with torch.no_grad():
+        want = module(torch.from_numpy(ids)).numpy()
+    for prompt in (1, 7, 33):
+        logits, states = generator.prefill(ids[:, :prompt], chunk=7)
+        pieces = [logits]
+        for t in range(prompt, 60):
+            logits, states = generator.step(ids[:, t:t + 1], states)
+            pieces.append(logits)
+        got = np.concatenate(pieces, axis=1)
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
+
+
+def test_ragged_prompts_decode_together_exactly(tiny: Path) -> None:
+    generator = Generator(tiny)
+    rng = np.random.default_rng()
+    prompts = [rng.integers(0, 16, n) for n in (1, 9, 30)]
+    together = generator.generate_rows(prompts, 12).sequences
+    for prompt, row in zip(prompts, together):
+        assert np.array_equal(row, generator.generate(prompt[None], 12)[0])
+
+
+def test_sampling_is_seeded_and_top_k_1_is_greedy(tiny: Path) -> None:
+    generator = Generator(tiny)
+    prompt = np.array([[1, 2, 3, 4]])
+    first = generator.generate(prompt, 20, temperature=1.5, top_p=0.9, seed=7)
+    assert np.array_equal(first, generator.generate(prompt, 20, temperature=1.5, top_p=0.9, seed=7))
+    assert not np.array_equal(first, generator.generate(prompt, 20, temperature=50.0, seed=8))
+    assert np.array_equal(generator.generate(prompt, 20, temperature=1.0, top_k=1, seed=3),
+                          generator.generate(prompt, 20))
+
+
+def test_stop_tokens_end_rows(tiny: Path) -> None:
+    generator = Generator(tiny)
+    greedy = generator.generate(np.array([[5, 6, 7]]), 10)[0]
+    stop = int(greedy[3])
+    result = generator.generate_rows([np.array([5, 6, 7])], 10, stop_tokens=[stop])
+    row = result.sequences[0]
+    assert row[-1] == stop and len(row) == list(greedy).index(stop) + 1
+
+
+def test_generator_errors(tiny: Path, tmp_path: Path) -> None:
+    generator = Generator(tiny)
+    with pytest.raises(HyenaDeployError, match="past the max context"):
+        generator.generate(np.zeros((1, CONTEXT - 3), dtype=np.int64), 4)
+    with pytest.raises(HyenaDeployError, match="outside the vocabulary"):
+        generator.generate(np.array([[1, 16]]), 2)
+    with pytest.raises(HyenaDeployError, match="no hyena_deploy.json"):
+        Generator(tmp_path)
+    (tmp_path / "hyena_deploy.json").write_text((tiny / "hyena_deploy.json").read_text())
+    with pytest.raises(HyenaDeployError, match="no decode.onnx"):
+        Generator(tmp_path)
+
+
+def test_generate_cli_json_and_errors(tiny: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "prompts.txt"
+    batch.write_text("ids:1,2,3\nids:4,5,6,7,8\n")
+    report = tmp_path / "out.json"
+    result = run("generate", tiny, "--batch-file", batch, "--max-new-tokens", 70, "--json", report)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(report.read_text())
+    assert [s["prompt_ids"] for s in payload["sequences"]] == [[1, 2, 3], [4, 5, 6, 7, 8]]
+    assert all(len(s["generated_ids"]) == 70 for s in payload["sequences"])
+    assert payload["decode_ms_per_token"] > 0 and payload["tokens_per_s"] > 0
+    generator = Generator(tiny)
+    assert payload["sequences"][0]["generated_ids"] == generator.generate(np.array([[1, 2, 3]]), 70)[0].tolist()
+    assert_one_line_error(run("generate", tiny, "--prompt-ids", "1,x"), "comma-separated token ids")
+    assert_one_line_error(run("generate", tiny, "--prompt", "hi"), "no tokenizer")
+    assert_one_line_error(run("generate", tiny, "--prompt-ids", "1", "--max-new-tokens", CONTEXT), "max context")
+    assert_one_line_error(run("generate", tmp_path / "nothing", "--prompt-ids", "1"), "not a directory")
+    assert_one_line_error(run("generate", tiny), "exactly one of")
+
+
+def test_export_cli_stateful_and_its_errors(tmp_path: Path) -> None:
+    out = tmp_path / "order3"
+    result = run("export", "hyena-tiny-order3", "-o", out, "--stateful", "--max-context", 64)
+    assert result.exit_code == 0, result.output
+    assert "greedy decoding equals PyTorch" in result.output
+    kinds = [s["kind"] for s in json.loads((out / "hyena_deploy.json").read_text())["states"]]
+    assert kinds == ["fir", "history", "history"] * (len(kinds) // 3) and kinds  # order 3: two long convolutions
+    assert_one_line_error(run("export", "hyena-tiny", "-o", tmp_path / "x", "--max-context", 8), "needs --stateful")
+    assert_one_line_error(run("export", "hyena-tiny", "-o", tmp_path / "x", "--stateful", "--max-context", 99999),
+                          "past the model's maximum")
+    assert_one_line_error(run("export", "hyena-tiny", "-o", tmp_path / "x", "--stateful", "--buckets", "16"),
+                          "cannot be combined with --stateful")
+    assert not (tmp_path / "x").exists()
+
+
+def _sample_script(family: str):
+    spec = importlib.util.spec_from_file_location(f"make_{family}_gen", ROOT / "samples" / family / "make_checkpoint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("family, make", [
+    ("safari", lambda m, d: m.write_checkpoint(d, kind="lm", order=3, hyena_code="src")),
+    ("hyenadna", lambda m, d: m.write_hf(d)),
+])
+def test_family_samples_export_and_generate(family: str, make, tmp_path: Path) -> None:
+    make(_sample_script(family), tmp_path / "ckpt")
+    result = export_stateful(str(tmp_path / "ckpt"), tmp_path / "out", max_context=96)
+    assert all(r.passed for r in result.reports)
+    module = load_source(str(tmp_path / "ckpt")).module.eval()
+    generator = Generator(tmp_path / "out")
+    prompt = np.random.default_rng().integers(7, 12, (2, 9))
+    assert np.array_equal(generator.generate(prompt, 24, chunk=4), torch_greedy(module, prompt, 24))
+    if family == "hyenadna":
+        assert generator.layout["tokenizer"]["type"] == "characters"
+        assert generator.encode("ACgt").tolist() == [0, 7, 8, 9, 10]
+        assert generator.decode([7, 8, 9, 10, 11]) == "ACGTN"

@@ -2,10 +2,12 @@
 
 The dynamo exporter records each node's module scopes (``pkg.torch.onnx.name_scopes``). A module's output in
 the graph is the last tensor its nodes produce that leaves its scope (read by a node outside it, or a graph
-output) with the shape PyTorch gives. Every module's output is captured in PyTorch with forward hooks, the
-same tensors are marked as graph outputs in ONNX Runtime, and both are compared with the export's tolerance, in
-the order PyTorch finished the modules (a child before its parent). Modules the rewrite folded away (filter
-generators) or called more than once are not compared.
+output) with the shape PyTorch gives; its input the first tensor entering its scope with the shape of its first
+argument. Both are captured in PyTorch with forward hooks, the same tensors are marked as graph outputs in ONNX
+Runtime, and compared with the export's tolerance, in the order PyTorch finished the modules (a child before its
+parent). The first diverging module is the first whose output fails while its input still matches: where the
+error enters, not the layers downstream that only carry it. Modules the rewrite folded away (filter generators)
+or called more than once are not compared.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import onnx
 import torch
 from torch.utils._pytree import tree_leaves
 
-from hyena_deploy.graph import consumers
+from hyena_deploy.graph import consumers, graph_input_names
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.rewrite.replace import static_length
@@ -38,6 +40,7 @@ class LayerReport:
     tensor: str
     report: OutputReport
     sites: list[str] = field(default_factory=list)
+    input_report: OutputReport | None = None  # the module's first input, where it could be matched
 
     def summary(self) -> str:
         where = f" (FFT-conv site {', '.join(self.sites)})" if self.sites else ""
@@ -70,17 +73,38 @@ def boundary_tensors(model: onnx.ModelProto, scopes: dict[str, set[str]]) -> dic
     return found
 
 
-def _capture(loaded: LoadedModel, inputs: list[np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
-    """(path, class, first output tensor) of every module called exactly once, in the order they finished."""
-    done: list[tuple[str, str, np.ndarray]] = []
+def entering_tensors(model: onnx.ModelProto, scopes: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Module path -> computed tensors its nodes read from outside its scope (graph inputs included), in order."""
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    constants = {init.name for init in model.graph.initializer}
+    found: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for module in scopes.get(node.name, ()):
+            for tensor in node.input:
+                producer = made_by.get(tensor)
+                outside = producer is None or module not in scopes.get(producer.name, ())
+                if tensor and tensor not in constants and outside and (producer is None or producer.op_type != "Constant"):
+                    found.setdefault(module, []).append(tensor)
+    return found
+
+
+def _first_float(values) -> np.ndarray | None:
+    tensors = [t for t in tree_leaves(values) if isinstance(t, torch.Tensor)]
+    return tensors[0].detach().float().cpu().numpy() if tensors and tensors[0].is_floating_point() else None
+
+
+def _capture(loaded: LoadedModel, inputs: list[np.ndarray]) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
+    """(path, class, first output, first float input) of every module called exactly once, in the order they
+    finished."""
+    done: list[tuple[str, str, np.ndarray, np.ndarray | None]] = []
     calls: dict[str, int] = {}
     hooks = []
     for path, module in loaded.module.named_modules():
         def hook(mod, args, out, path=path):
             calls[path] = calls.get(path, 0) + 1
-            tensors = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-            if tensors and tensors[0].is_floating_point():
-                done.append((path, type(mod).__name__, tensors[0].detach().float().cpu().numpy()))
+            output = _first_float(out)
+            if output is not None:
+                done.append((path, type(mod).__name__, output, _first_float(args)))
         hooks.append(module.register_forward_hook(hook))
     try:
         with torch.inference_mode():
@@ -104,27 +128,40 @@ def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
         inputs = [x.numpy() for x in loaded.make_inputs(1 if info.dynamic_batch else _static_batch(model), length,
                                                           fresh_rng())]
     scopes = module_scopes(model)
-    leaving = boundary_tensors(model, scopes)
-    candidates = tuple(dict.fromkeys(t for tensors in leaving.values() for t in tensors))
-    runner = OrtRunner(model, extra_outputs=candidates)
+    leaving, entering = boundary_tensors(model, scopes), entering_tensors(model, scopes)
+    graph_inputs = set(graph_input_names(model))
+    marked = [t for tensors in (*leaving.values(), *entering.values()) for t in tensors if t not in graph_inputs]
+    runner = OrtRunner(model, extra_outputs=tuple(dict.fromkeys(marked)))
     values = dict(zip(runner.output_names, runner.run(inputs)))
+    values.update(zip(graph_input_names(model), inputs))
     site_readers = _site_scopes(model, info, scopes)
     reports = []
-    for path, kind, want in _capture(loaded, inputs):
-        matching = [t for t in leaving.get(path, []) if np.shape(values.get(t)) == want.shape
-                    and np.issubdtype(np.asarray(values[t]).dtype, np.floating)]
-        if not matching:
+    for path, kind, want, want_in in _capture(loaded, inputs):
+        tensor = _matching(leaving.get(path, []), values, want, last=True)
+        if tensor is None:
             continue
-        tensor = matching[-1]
-        report = compare_output(tensor, path or "<model>", want, np.asarray(values[tensor]), tolerance)
+        label = path or "<model>"
+        report = compare_output(tensor, label, want, np.asarray(values[tensor]), tolerance)
+        source = _matching(entering.get(path, []), values, want_in, last=False) if want_in is not None else None
+        input_report = (compare_output(source, f"{label} input", want_in, np.asarray(values[source]), tolerance)
+                        if source is not None else None)
         sites = [site for site, modules in site_readers.items() if path in modules]
-        reports.append(LayerReport(path, kind, tensor, report, sites))
+        reports.append(LayerReport(path, kind, tensor, report, sites, input_report))
     return reports
 
 
+def _matching(tensors: list[str], values: dict[str, np.ndarray], want: np.ndarray, last: bool) -> str | None:
+    """The last (or first) of ``tensors`` whose computed value is a float array of ``want``'s shape."""
+    fitting = [t for t in tensors if np.shape(values.get(t)) == want.shape
+               and np.issubdtype(np.asarray(values[t]).dtype, np.floating)]
+    return (fitting[-1] if last else fitting[0]) if fitting else None
+
+
 def first_divergence(reports: list[LayerReport]) -> LayerReport | None:
-    """The first compared module that fails its tolerance, or None."""
-    return next((r for r in reports if not r.report.passed), None)
+    """The first module whose output fails while its input matched (else the first that fails), or None."""
+    failing = [r for r in reports if not r.report.passed]
+    origin = (r for r in failing if r.input_report is None or r.input_report.passed)
+    return next(origin, failing[0] if failing else None)
 
 
 def bisect_summary(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance) -> str:

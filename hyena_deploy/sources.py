@@ -12,11 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.registry import load_directory
+from hyena_deploy.trace.torch_run import check_runs_in_torch
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+# A link to the source tree's samples/ in a checkout, the packaged copy in an installed wheel.
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 _LENGTH_ATTRIBUTES = ("l_max", "max_seq_len", "max_seqlen", "seq_len")
 _DEFAULT_EXAMPLE_LENGTH = 64
 
@@ -28,8 +30,19 @@ def sample_names() -> list[str]:
     return sorted(p.name for p in SAMPLES_DIR.iterdir() if (p / "config.json").is_file())
 
 
-def load_source(source: str) -> LoadedModel:
-    """A LoadedModel for a directory, a sample name, ``path/file.py:factory`` or ``pkg.mod:factory``."""
+def load_source(source: str, seq_len: int | None = None) -> LoadedModel:
+    """A LoadedModel for a directory, a sample name, ``path/file.py:factory`` or ``pkg.mod:factory``.
+
+    ``seq_len`` (the export length, when known) is passed to a factory that takes a ``seq_len``
+    argument. The model is run once on its example inputs, so that a model failing in PyTorch
+    or returning NaN/Inf is refused here in one line rather than by a later check.
+    """
+    loaded = _load(source, seq_len)
+    check_runs_in_torch(loaded, loaded.example_inputs)
+    return loaded
+
+
+def _load(source: str, seq_len: int | None) -> LoadedModel:
     path = Path(source)
     if path.is_dir():
         return load_directory(path)
@@ -37,7 +50,7 @@ def load_source(source: str) -> LoadedModel:
         return load_directory(SAMPLES_DIR / source)
     if ":" in source:
         target, _, factory = source.rpartition(":")
-        return _from_factory(target, factory)
+        return _from_factory(target, factory, seq_len)
     if path.exists():
         raise HyenaDeployError(f"{source}: expected a model directory or FILE.py:factory, got a file")
     samples = ", ".join(sample_names()) or "none"
@@ -64,15 +77,17 @@ def _import_target(target: str):
         raise HyenaDeployError(f"{target}: cannot import: {type(exc).__name__}: {exc}") from None
 
 
-def _from_factory(target: str, factory_name: str) -> LoadedModel:
+def _from_factory(target: str, factory_name: str, seq_len: int | None) -> LoadedModel:
     module = _import_target(target)
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise HyenaDeployError(f"{target}: has no callable {factory_name!r}")
+    kwargs = _length_argument(factory, seq_len, f"{target}:{factory_name}")
+    call = f"{target}:{factory_name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     try:
-        made = factory()
+        made = factory(**kwargs)
     except Exception as exc:  # user code
-        raise HyenaDeployError(f"{target}:{factory_name}() raised {type(exc).__name__}: {exc}") from None
+        raise HyenaDeployError(f"{call} raised {type(exc).__name__}: {first_line(exc)}") from None
     model, example = made if isinstance(made, tuple) and len(made) == 2 else (made, None)
     if not isinstance(model, nn.Module):
         raise HyenaDeployError(f"{target}:{factory_name}() must return an nn.Module or (module, example_inputs)")
@@ -88,8 +103,24 @@ def _from_factory(target: str, factory_name: str) -> LoadedModel:
     source_file = Path(inspect.getsourcefile(module) or target)
     digest = hashlib.sha256(source_file.read_bytes() if source_file.is_file() else target.encode())
     digest.update(factory_name.encode())
+    notes = [f"built by {call}: the factory takes the export length"] if kwargs else []
     return LoadedModel(module=model.eval(), example_inputs=tuple(example), name=f"{Path(target).stem}:{factory_name}",
-                       source_sha256=digest.hexdigest(), max_seq_len=max_len, vocab_size=vocab)
+                       source_sha256=digest.hexdigest(), max_seq_len=max_len, vocab_size=vocab, notes=notes)
+
+
+def _length_argument(factory, seq_len: int | None, name: str) -> dict[str, int]:
+    """``{"seq_len": L}`` for a factory with a ``seq_len`` parameter and a known export length."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("seq_len")
+    except (TypeError, ValueError):  # builtins and C callables have no inspectable signature
+        return {}
+    if parameter is None:
+        return {}
+    if seq_len is not None:
+        return {"seq_len": seq_len}
+    if parameter.default is inspect.Parameter.empty:
+        raise HyenaDeployError(f"{name} takes the sequence length (seq_len): give --seq-len or --max-seq-len")
+    return {}
 
 
 def _declared_max_length(model: nn.Module) -> int | None:

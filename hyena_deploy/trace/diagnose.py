@@ -15,7 +15,7 @@ from hyena_deploy.trace.fold import module_path
 
 
 def translation_failure(exc: BaseException) -> str:
-    """``aten.mul.Scalar on a complex tensor in blocks.0.filter (no ONNX translation)``, or the deepest cause."""
+    """``aten.mul.Scalar on a complex tensor in blocks.0.filter: <torch.onnx's reason>``, or the deepest cause."""
     node = _failed_node(exc)
     causes = list(_chain(exc))
     if node is None:
@@ -23,8 +23,8 @@ def translation_failure(exc: BaseException) -> str:
     where = module_path(node)
     complex_args = any(_is_complex(a) for a in node.all_input_nodes) or _is_complex(node)
     what = f"{node.target} on a complex tensor" if complex_args else str(node.target)
-    reason = first_line(causes[-1])
-    return f"{what} in {where or 'the top-level module'} ({reason})"
+    reason = first_line(causes[-1]).rpartition("Failure message: ")[2]
+    return f"{what} in {where or 'the top-level module'}: {reason}"
 
 
 def _chain(exc: BaseException):

@@ -1,14 +1,20 @@
-"""Measure an FFT-convolution site as a linear operator: its impulse response and an LTI check.
+"""Measure an FFT-convolution site as a linear operator: which axis is time, which channel feeds
+which, its impulse response on both sides of lag 0, and proof that nothing else is going on.
 
-The site's region (everything from its signal to its output, including input-independent filter
-branches) is cut out of the graph and run in ONNX's reference evaluator, whose DFT is numpy's
-accurate FFT at any size (ONNX Runtime's DFT loses ~1e-4 at non-power-of-two sizes). Feeding a
-unit impulse gives the filter ``h`` that every branch (MLPs, positional tables, windows, modal
-sums, normalisations) produces; a random signal then checks that the region really is
-``causal_conv(signal, h)`` per channel, independent of the batch.
+The site's region (everything from a signal candidate to an output candidate, including the
+input-independent filter branches) is cut out of the graph and run in ONNX's reference evaluator,
+whose DFT is numpy's accurate FFT at any size. Before anything is measured, the region must
+depend on the signal only through the forward DFT (:func:`signal_reaches_only_the_dft`) and on no
+other graph input's values: a filter with a signal-dependent gain is then never folded. Unit
+impulses at the first and the last position give the causal and anti-causal halves of every
+output channel's filter and, with a second set of per-channel amplitudes, the input channel each
+output channel reads (filter banks add channels). Random signals at scales 1e-3, 1 and 1e3 must
+then match the measured convolution, so the region is linear, time-invariant and per channel.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -18,35 +24,83 @@ from onnx.reference import ReferenceEvaluator
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import producers, value_dependent
-from hyena_deploy.rewrite.find import FFTConvSite
-from hyena_deploy.spectral import causal_conv_reference
+from hyena_deploy.rewrite.find import FFTConvSite, module_path
+from hyena_deploy.spectral import next_pow2
 
-LTI_TOLERANCE = 1e-5  # relative L2 between the region and causal_conv(signal, h)
+LTI_TOLERANCE = 1e-5  # relative L2 between the region and the measured convolution, at every input scale
+CHANNEL_TOLERANCE = 1e-4  # relative residual of an output channel explained by one input channel
 NEGLIGIBLE_TAIL = 1e-6  # a filter tail whose L1 norm is below this fraction of the filter's L2 norm is dropped
+SCALES = (1e-3, 1.0, 1e3)  # input scales the convolution must hold at (a signal-dependent gain shows here)
 
 
 class NotAConvolution(HyenaDeployError):
-    """The region between a signal DFT and an inverse DFT is not a causal depthwise convolution."""
+    """The region between a signal and an output is not a fixed per-channel convolution."""
 
 
-def _elem_type(model: onnx.ModelProto, name: str) -> int:
-    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
-        if vi.name == name:
-            return vi.type.tensor_type.elem_type
-    return onnx.TensorProto.FLOAT
+@dataclass(frozen=True)
+class Boundary:
+    """One candidate region of a site: the signal tensor entering it and the output tensor leaving it."""
+
+    signal: str
+    output: str
 
 
-def region_model(model: onnx.ModelProto, site: FFTConvSite) -> onnx.ModelProto:
-    """The sub-model computing ``site.output`` from ``site.signal`` (plus graph inputs used for shapes)."""
+@dataclass(frozen=True)
+class Filter:
+    """``output = conv(signal, h)`` along ``signal_axis`` / ``output_axis``.
+
+    ``h`` (O, lead + T) holds lags ``-lead .. T-1`` of every output channel ``o`` (``o`` flattens
+    the output's non-batch, non-time axes); ``o`` reads input channel ``channel_map[o]`` (the
+    flattened non-batch, non-time axes of the signal). ``lead`` > 0 means a two-sided filter.
+    """
+
+    h: np.ndarray
+    lead: int
+    channel_map: np.ndarray
+    signal_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    signal_axis: int
+    output_axis: int
+
+    @property
+    def length(self) -> int:
+        return self.h.shape[-1] - self.lead
+
+    @property
+    def is_plain(self) -> bool:
+        """Time last on both sides, same shape, output channel o reads input channel o."""
+        last = len(self.signal_shape) - 1
+        return (self.signal_shape == self.output_shape and self.signal_axis == last == self.output_axis
+                and np.array_equal(self.channel_map, np.arange(len(self.channel_map))))
+
+    def lags(self, length: int) -> np.ndarray:
+        """(O, 2*length - 1): lags ``-(length-1) .. length-1`` (zero outside what ``h`` holds)."""
+        dense = np.zeros((self.h.shape[0], 2 * length - 1))
+        take_neg, take_pos = min(self.lead, length - 1), min(self.length, length)
+        dense[:, length - 1 - take_neg:length - 1] = self.h[:, self.lead - take_neg:self.lead]
+        dense[:, length - 1:length - 1 + take_pos] = self.h[:, self.lead:self.lead + take_pos]
+        return dense
+
+
+def two_sided_conv(x: np.ndarray, h: np.ndarray, lead: int) -> np.ndarray:
+    """``y[..., t] = sum_d h[..., lead + d] x[..., t - d]`` in float64 for x (..., T), h (..., K)."""
+    length, taps = x.shape[-1], h.shape[-1]
+    n = next_pow2(length + taps)
+    full = np.fft.irfft(np.fft.rfft(x.astype(np.float64), n) * np.fft.rfft(h.astype(np.float64), n), n)
+    return full[..., lead:lead + length]
+
+
+def region_model(model: onnx.ModelProto, boundary: Boundary) -> onnx.ModelProto:
+    """The sub-model computing ``boundary.output`` from ``boundary.signal`` (plus graph inputs used for shapes)."""
     graph = model.graph
     made_by = producers(graph)
     graph_inputs = {i.name: i for i in graph.input}
     inits = {i.name: i for i in graph.initializer}
     nodes, taken, seen, extra_inputs, used_inits = [], set(), set(), [], set()
-    stack = [site.output]
+    stack = [boundary.output]
     while stack:
         name = stack.pop()
-        if name in seen or name == site.signal or not name:
+        if name in seen or name == boundary.signal or not name:
             continue
         seen.add(name)
         if name in inits:
@@ -61,13 +115,14 @@ def region_model(model: onnx.ModelProto, site: FFTConvSite) -> onnx.ModelProto:
                 stack.extend(node.input)
     order = {id(n): i for i, n in enumerate(graph.node)}
     nodes.sort(key=lambda n: order[id(n)])
-    signal_vi = helper.make_tensor_value_info(site.signal, onnx.TensorProto.FLOAT, None)
-    output_vi = helper.make_tensor_value_info(site.output, onnx.TensorProto.FLOAT, None)
+    signal_vi = helper.make_tensor_value_info(boundary.signal, onnx.TensorProto.FLOAT, None)
+    output_vi = helper.make_tensor_value_info(boundary.output, onnx.TensorProto.FLOAT, None)
     sub_graph = helper.make_graph(nodes, "region", [signal_vi, *extra_inputs], [output_vi],
                                   [inits[n] for n in sorted(used_inits)])
     sub = helper.make_model(sub_graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    if site.output in value_dependent_from(sub, {i.name for i in extra_inputs}):
-        raise NotAConvolution(f"{site.output} depends on graph input values outside the signal")
+    if boundary.output in value_dependent_from(sub, {i.name for i in extra_inputs}):
+        raise NotAConvolution("its filter depends on the model's inputs other than through the signal's FFT "
+                              "(a signal-dependent filter is never folded)")
     return sub
 
 
@@ -81,29 +136,52 @@ def value_dependent_from(model: onnx.ModelProto, names: set[str]) -> set[str]:
     return value_dependent(graph)
 
 
-def signal_shapes(model: onnx.ModelProto, sites: list[FFTConvSite],
-                  feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
-    """Shapes of every site's signal when the full model runs on ``feeds``."""
+def signal_reaches_only_the_dft(region: onnx.ModelProto, signal: str, forward_dft: str) -> None:
+    """Refuse a region where the signal's values reach anything but the forward DFT's input.
+
+    Tensors depending on the signal other than through the forward DFT must all be ancestors of
+    that DFT's input (the casts, scalings, relabels and padding in front of it): otherwise the
+    filter side sees the signal (a gain from its RMS, a normalisation) and folding it would be wrong.
+    """
+    graph = region.graph
+    dft = next((n for n in graph.node if (n.name or n.output[0]) == forward_dft), None)
+    if dft is None:
+        raise NotAConvolution("the forward DFT of the signal is not inside the region")
+    reach = {signal}
+    for node in graph.node:
+        if node is dft or node.op_type in ("Shape", "Size"):
+            continue
+        if any(i in reach for i in node.input):
+            reach.update(node.output)
+    made_by = producers(graph)
+    ancestors, stack = set(), [dft.input[0]]
+    while stack:
+        name = stack.pop()
+        if name in ancestors or not name:
+            continue
+        ancestors.add(name)
+        if name in made_by and name != signal:
+            stack.extend(made_by[name].input)
+    chain = reach & ancestors
+    branch = next((n for n in graph.node if n is not dft and n.op_type not in ("Shape", "Size")
+                   and any(i in chain for i in n.input) and not set(n.output) <= ancestors), None)
+    if branch is not None:
+        where = module_path(branch)
+        raise NotAConvolution(f"the signal also reaches the filter side (a {branch.op_type}"
+                              f"{' in ' + where if where else ''}), not only through its FFT: "
+                              "a signal-dependent filter is never folded")
+
+
+def tensor_values(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Values of intermediate tensors ``names`` when the full model runs on ``feeds`` (ONNX Runtime)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
-    names = sorted({s.signal for s in sites})
-    for name in names:
-        probe.graph.output.append(helper.make_tensor_value_info(name, _elem_type(model, name), None))
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    results = session.run(names, feeds)
-    return {name: tuple(r.shape) for name, r in zip(names, results)}
-
-
-def _run_region(region: ReferenceEvaluator, site: FFTConvSite, signal: np.ndarray,
-                feeds: dict[str, np.ndarray]) -> np.ndarray:
-    inputs = {site.signal: signal.astype(np.float32)}
-    inputs.update({k: v for k, v in feeds.items() if k in region.input_names})
-    out = np.asarray(region.run(None, inputs)[0])
-    if out.shape != signal.shape:
-        raise NotAConvolution(f"{site.output} has shape {out.shape}, its signal {signal.shape}")
-    return out
+    return dict(zip(names, session.run(names, feeds)))
 
 
 def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
@@ -126,54 +204,146 @@ def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
     return wide
 
 
-def filter_support(region: onnx.ModelProto, site: FFTConvSite, shape: tuple[int, ...],
-                   feeds: dict[str, np.ndarray]) -> int:
-    """Number of leading taps that matter, from a float64 run (all of them if it cannot run).
+class _Region:
+    """Runs a region on stacks of signals (n, I, T) in the layout the site expects, in float32 or float64."""
 
-    The tail dropped has, in every channel, an L1 norm under ``NEGLIGIBLE_TAIL`` times the
-    filter's L2 norm, so it changes no output by more than that times max|signal|: this keeps
-    explicit short filters run through a long FFT (Evo 2's 128-tap HCM) at their true length even
-    when the exporter folded their spectrum to float32.
-    """
-    impulse = np.zeros((1, *shape[1:]), np.float64)
-    impulse[..., 0] = 1.0
-    try:
-        wide = ReferenceEvaluator(_as_float64(region))
-        inputs = {site.signal: impulse, **{k: v for k, v in _with_batch(feeds, 1).items() if k in wide.input_names}}
-        h = np.abs(np.asarray(wide.run(None, inputs)[0], np.float64))
-    except Exception:  # an op without a float64 kernel: keep every tap
-        return shape[-1]
-    if h.shape != impulse.shape or not np.isfinite(h).all():
-        return shape[-1]
-    rows = h.reshape(-1, shape[-1])
-    tail_l1 = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]               # sum of |h[t:]| per channel
-    small = (tail_l1 <= NEGLIGIBLE_TAIL * np.linalg.norm(rows, axis=1, keepdims=True)).all(axis=0)
+    def __init__(self, region: onnx.ModelProto, signal: str, signal_shape: tuple[int, ...], axis: int,
+                 feeds: dict[str, np.ndarray], dynamic_batch: bool) -> None:
+        self.signal, self.shape, self.axis = signal, signal_shape, axis
+        self.batch = None if dynamic_batch else signal_shape[0]
+        self.feeds = {k: v for k, v in feeds.items() if k != signal}
+        self.f32 = ReferenceEvaluator(region)
+        try:
+            self.f64: ReferenceEvaluator | None = ReferenceEvaluator(_as_float64(region))
+        except Exception:  # an op without a float64 kernel: float32 only
+            self.f64 = None
+
+    def channels(self) -> tuple[int, ...]:
+        return tuple(d for i, d in enumerate(self.shape) if i not in (0, self.axis))
+
+    def run(self, x: np.ndarray, wide: bool = False) -> np.ndarray:
+        """x (n, I, T) -> the region's outputs (n, *output shape)."""
+        signals = np.moveaxis(x.reshape(len(x), *self.channels(), x.shape[-1]), -1, self.axis)
+        evaluator = self.f64 if wide else self.f32
+        dtype = np.float64 if wide else np.float32
+        chunk = self.batch or len(signals)
+        outs = []
+        for start in range(0, len(signals), chunk):
+            part = signals[start:start + chunk]
+            filled = np.concatenate([part, np.zeros((chunk - len(part), *part.shape[1:]))]) if len(part) < chunk else part
+            inputs = {self.signal: filled.astype(dtype)}
+            inputs.update({k: _batched(v, chunk) for k, v in self.feeds.items() if k in evaluator.input_names})
+            outs.append(np.asarray(evaluator.run(None, inputs)[0], np.float64)[:len(part)])
+        return np.concatenate(outs)
+
+
+def _batched(value: np.ndarray, batch: int) -> np.ndarray:
+    return np.repeat(value[:1], batch, axis=0) if value.ndim else value
+
+
+def _flat_output(y: np.ndarray, axis: int) -> np.ndarray:
+    """(n, *output shape) -> (n, O, T) with time last."""
+    y = np.moveaxis(y, axis, -1)
+    return y.reshape(len(y), -1, y.shape[-1])
+
+
+def _support(rows: np.ndarray, norms: np.ndarray) -> int:
+    """Leading columns that matter: the dropped tail has L1 norm under NEGLIGIBLE_TAIL x the filter's L2 norm."""
+    rows = np.abs(rows)
+    tail_l1 = np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]
+    small = (tail_l1 <= NEGLIGIBLE_TAIL * norms[:, None]).all(axis=0)
     kept = np.flatnonzero(~small)
-    return int(kept[-1]) + 1 if kept.size else 1
+    return int(kept[-1]) + 1 if kept.size else 0
 
 
-def measure_filter(region: onnx.ModelProto, site: FFTConvSite, shape: tuple[int, ...],
-                   feeds: dict[str, np.ndarray], seed: int) -> np.ndarray:
-    """Impulse response ``h`` (channels..., L) of the region, verified to be causal LTI per channel.
+def _channel_map(plain: np.ndarray, coded: np.ndarray, amplitudes: np.ndarray) -> np.ndarray:
+    """Input channel of each output channel from ``coded = amplitudes[map] * plain`` (rows (O, T))."""
+    energy = np.einsum("ot,ot->o", plain, plain)
+    ratio = np.einsum("ot,ot->o", coded, plain) / np.maximum(energy, 1e-300)
+    found = np.abs(ratio[:, None] - amplitudes[None, :]).argmin(axis=1)
+    residual = np.linalg.norm(coded - amplitudes[found][:, None] * plain, axis=1)
+    live = energy > 0
+    if np.any(residual[live] > CHANNEL_TOLERANCE * np.sqrt(energy[live]) * amplitudes[found][live]):
+        raise NotAConvolution("an output channel mixes several input channels (not a per-channel convolution)")
+    return np.where(live, found, -1)
 
-    Taps that a float64 run shows to be exactly zero (an explicit short filter inside a long FFT)
-    are set to exactly zero, so strategies can see the filter's real support.
-    """
-    evaluator = ReferenceEvaluator(region)
-    impulse = np.zeros((1, *shape[1:]), np.float32)
-    impulse[..., 0] = 1.0
-    h = _run_region(evaluator, site, impulse, _with_batch(feeds, 1))[0].astype(np.float64)
-    taps = filter_support(region, site, shape, feeds)
-    h[..., taps:] = 0.0
+
+def _axis_pairs(signal_shape: tuple[int, ...], output_shape: tuple[int, ...], length: int | None) -> list[tuple[int, int]]:
+    """(signal axis, output axis) of equal size, the sequence length and the last axes first."""
+    pairs = [(a, b) for a in range(1, len(signal_shape)) for b in range(1, len(output_shape))
+             if signal_shape[a] == output_shape[b]]
+    last_in, last_out = len(signal_shape) - 1, len(output_shape) - 1
+    return sorted(pairs, key=lambda p: (signal_shape[p[0]] != length, p[0] != last_in, p[1] != last_out,
+                                        -p[0], -p[1]))
+
+
+def measure(model: onnx.ModelProto, site: FFTConvSite, boundary: Boundary, shapes: dict[str, tuple[int, ...]],
+            feeds: dict[str, np.ndarray], dynamic_batch: bool, length: int | None, seed: int,
+            axes: tuple[int, int] | None = None) -> Filter:
+    """The filter of ``boundary`` as a convolution, or :class:`NotAConvolution` with the reason."""
+    region = region_model(model, boundary)
+    signal_reaches_only_the_dft(region, boundary.signal, site.forward_dft)
+    signal_shape, output_shape = shapes[boundary.signal], shapes[boundary.output]
+    pairs = [axes] if axes is not None else _axis_pairs(signal_shape, output_shape, length)
+    if not pairs:
+        raise NotAConvolution(f"no axis of the output {output_shape} has the length of a signal axis {signal_shape}")
+    failure: NotAConvolution | None = None
+    for signal_axis, output_axis in pairs:
+        try:
+            runner = _Region(region, boundary.signal, signal_shape, signal_axis, feeds, dynamic_batch)
+            return _measure_along(runner, output_shape, signal_axis, output_axis, seed)
+        except NotAConvolution as exc:
+            failure = failure or exc
+    raise failure
+
+
+def _measure_along(region: _Region, output_shape: tuple[int, ...], signal_axis: int, output_axis: int,
+                   seed: int) -> Filter:
+    length = region.shape[signal_axis]
+    inputs = int(np.prod(region.channels(), dtype=np.int64))
+    amplitudes = 1.0 + (np.arange(inputs) + 1.0) / (inputs + 1.0)
+    probes = np.zeros((4, inputs, length))
+    probes[0, :, 0] = 1.0
+    probes[1, :, 0] = amplitudes
+    probes[2, :, -1] = 1.0
+    probes[3, :, -1] = amplitudes
+    out = region.run(probes)
+    if out.shape[1:] != tuple(output_shape[1:]):
+        raise NotAConvolution(f"the output has shape {out.shape[1:]} on probes, {tuple(output_shape[1:])} in the model")
+    y = _flat_output(out, output_axis)
+    first, last = (y[0], y[1]), (y[2], y[3])
+    use_first = np.linalg.norm(first[0], axis=1) >= np.linalg.norm(last[0], axis=1)
+    channel_map = np.where(use_first, _channel_map(*first, amplitudes), _channel_map(*last, amplitudes))
+    identity = np.arange(len(channel_map)) % inputs
+    channel_map = np.where(channel_map < 0, identity, channel_map)
+    causal, anticausal = first[0], last[0][:, :-1]           # lags 0..T-1 and -(T-1)..-1
+    taps, lead = length, length - 1
+    if region.f64 is not None:
+        try:
+            wide = _flat_output(region.run(probes[[0, 2]], wide=True), output_axis)
+        except Exception:  # an op without a float64 kernel: keep every tap
+            wide = None
+        if wide is not None and np.isfinite(wide).all() and wide.shape == y[[0, 2]].shape:
+            norms = np.sqrt(np.sum(wide[0] ** 2, axis=1) + np.sum(wide[1][:, :-1] ** 2, axis=1))
+            taps = max(_support(wide[0], norms), 1)
+            lead = _support(wide[1][:, :-1][:, ::-1], norms)
+    h = np.concatenate([anticausal[:, anticausal.shape[1] - lead:], causal], axis=1)
+    h[:, lead + taps:] = 0.0
+    filt = Filter(h, lead, channel_map, region.shape, tuple(output_shape), signal_axis, output_axis)
+    _check_convolution(region, filt, inputs, length, seed)
+    return filt
+
+
+def _check_convolution(region: _Region, filt: Filter, inputs: int, length: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    signal = rng.standard_normal((2, *shape[1:])).astype(np.float32)
-    got = _run_region(evaluator, site, signal, _with_batch(feeds, 2))
-    want = causal_conv_reference(signal.astype(np.float64), h)
-    err = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30)
-    if not err <= LTI_TOLERANCE:
-        raise NotAConvolution(f"{site.output} is not a causal per-channel convolution (rel err {err:.1e})")
-    return h
-
-
-def _with_batch(feeds: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
-    return {k: np.repeat(v[:1], batch, axis=0) if v.ndim else v for k, v in feeds.items()}
+    base = rng.standard_normal((2, inputs, length))
+    signals = np.concatenate([base * s for s in SCALES])
+    got = _flat_output(region.run(signals), filt.output_axis)
+    want = two_sided_conv(signals[:, filt.channel_map, :], filt.h, filt.lead)
+    for i, scale in enumerate(SCALES):
+        part = slice(2 * i, 2 * i + 2)
+        err = np.linalg.norm(got[part] - want[part]) / max(np.linalg.norm(want[part]), 1e-300)
+        if not err <= LTI_TOLERANCE:
+            raise NotAConvolution(
+                f"it is not a fixed per-channel convolution at input scale {scale:g} (relative error {err:.1e}): "
+                "the filter changes with the signal or with time")

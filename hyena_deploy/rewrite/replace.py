@@ -1,4 +1,4 @@
-"""Rewrite every FFT convolution of an ONNX graph with a chosen strategy."""
+"""Rewrite every FFT convolution of an ONNX graph with a chosen strategy; leave the rest exactly as traced."""
 
 from __future__ import annotations
 
@@ -11,25 +11,36 @@ import onnx
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import (NodeBuilder, axis1_length, dedupe_initializers, input_specs, producers,
                                 remove_dead, topological_sort)
-from hyena_deploy.rewrite.find import FFTConvSite, find_fftconv_sites
-from hyena_deploy.rewrite.probe import measure_filter, region_model, signal_shapes
+from hyena_deploy.rewrite.find import FFTConvSite, SkippedSite, find_sites
+from hyena_deploy.rewrite.layout import build_site
+from hyena_deploy.rewrite.probe import Boundary, Filter, NotAConvolution, measure, tensor_values
 from hyena_deploy.spectral import support
 from hyena_deploy.strategies import BUILDERS
 
-PREFIX_TOLERANCE = 1e-5  # filter at a short length vs the prefix of the filter at the maximum
+PREFIX_TOLERANCE = 1e-5  # filter at a short length vs the same lags of the filter at the maximum
 NODE_PREFIX = "hyena_fftconv"  # every replacement node's name starts with this
+TWO_SIDED = ("monarch", "dft", "direct")  # strategies that take filters with negative lags
 
 StrategyChooser = Callable[[np.ndarray], str]
 
 
 @dataclass(frozen=True)
 class RewrittenSite:
-    """What was done to one long convolution."""
+    """What was done to one long convolution (``lead``: its negative lags, 0 when causal)."""
 
     output: str
     strategy: str
     channels: int
     taps: int
+    lead: int = 0
+    module: str = ""
+
+
+@dataclass(frozen=True)
+class _Measured:
+    site: FFTConvSite
+    boundary: Boundary
+    filter: Filter
 
 
 def dummy_feeds(model: onnx.ModelProto, length: int, batch: int = 1) -> dict[str, np.ndarray]:
@@ -42,69 +53,139 @@ def is_length_dynamic(model: onnx.ModelProto) -> bool:
     return any(len(vi.type.tensor_type.shape.dim) > 1 and axis1_length(vi) is None for vi in model.graph.input)
 
 
+def _is_batch_dynamic(model: onnx.ModelProto) -> bool:
+    inits = {i.name for i in model.graph.initializer}
+    return any(vi.type.tensor_type.shape.dim and not vi.type.tensor_type.shape.dim[0].HasField("dim_value")
+               for vi in model.graph.input if vi.name not in inits)
+
+
 def static_length(model: onnx.ModelProto) -> int | None:
     """Axis-1 length of the first graph input with a static axis 1."""
     return next((n for n in map(axis1_length, model.graph.input) if n is not None), None)
 
 
-def _measure(model: onnx.ModelProto, sites: list[FFTConvSite], length: int, seed: int) -> list[np.ndarray]:
+def _float_shapes(model: onnx.ModelProto, site: FFTConvSite, feeds: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """Shapes of the site's candidate tensors that are float32 (the strategies' type) on ``feeds``."""
+    values = tensor_values(model, sorted({*site.signals, *site.outputs}), feeds)
+    return {name: v.shape for name, v in values.items() if v.dtype == np.float32}
+
+
+def _measure_site(model: onnx.ModelProto, site: FFTConvSite, feeds: dict[str, np.ndarray], length: int,
+                  seed: int) -> _Measured:
+    """The widest boundary of ``site`` whose region is a fixed convolution, or the first reason none is."""
+    shapes = _float_shapes(model, site, feeds)
+    dynamic_batch = _is_batch_dynamic(model)
+    failure = shape_failure = None
+    for output in site.outputs:
+        for signal in site.signals:
+            if signal not in shapes or output not in shapes:
+                continue
+            boundary = Boundary(signal, output)
+            try:
+                return _Measured(site, boundary, measure(model, site, boundary, shapes, feeds, dynamic_batch,
+                                                         length, seed))
+            except NotAConvolution as exc:
+                if "no axis of the output" in str(exc):
+                    shape_failure = shape_failure or exc
+                else:
+                    failure = failure or exc
+    raise failure or shape_failure or NotAConvolution("its signal and output are not float32 tensors")
+
+
+def _remeasure(model: onnx.ModelProto, found: _Measured, length: int, seed: int) -> Filter:
+    """The same boundary and axes at another length (graphs with a dynamic length)."""
     feeds = dummy_feeds(model, length)
-    shapes = signal_shapes(model, sites, feeds)
-    return [measure_filter(region_model(model, s), s, shapes[s.signal], feeds, seed + i)
-            for i, s in enumerate(sites)]
+    values = tensor_values(model, [found.boundary.signal, found.boundary.output], feeds)
+    shapes = {name: v.shape for name, v in values.items()}
+    return measure(model, found.site, found.boundary, shapes, feeds, _is_batch_dynamic(model), length, seed,
+                   axes=(found.filter.signal_axis, found.filter.output_axis))
 
 
-def _check_prefix(site: FFTConvSite, short: np.ndarray, full: np.ndarray) -> None:
-    length = short.shape[-1]
-    scale = max(np.abs(full).max(), 1e-30)
-    err = np.abs(short - full[..., :length]).max() / scale
-    if not err <= PREFIX_TOLERANCE:
-        raise HyenaDeployError(
-            f"the filter of {site.output} at length {length} is not a prefix of the filter at the maximum "
-            f"length (error {err:.1e}): a dynamic-length graph would be wrong; export a static length instead")
+def _prefix_error(short: Filter, full: Filter) -> float:
+    """Largest difference between the filter at a short length and the same lags at the maximum."""
+    length = short.length
+    if not np.array_equal(short.channel_map, full.channel_map):
+        return np.inf
+    scale = max(np.abs(full.h).max(), 1e-30)
+    return float(np.abs(short.lags(length) - full.lags(length)).max() / scale)
+
+
+def _skip(site: FFTConvSite, reason: str) -> SkippedSite:
+    return SkippedSite(site.inverse_dft, site.module, reason)
 
 
 def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_len: int | None = None,
-                     seed: int = 0) -> tuple[onnx.ModelProto, list[RewrittenSite]]:
+                     seed: int = 0) -> tuple[onnx.ModelProto, list[RewrittenSite], list[SkippedSite]]:
     """A copy of ``model`` with each FFT convolution replaced by the strategy ``choose(h)`` names.
 
+    Returns the new model, the rewritten sites and the sites left exactly as traced (with the reason).
     Static graphs are measured at their own length. Graphs with a dynamic axis 1 need
     ``max_seq_len``: filters are measured there and at a short odd length, and the short one must
-    be a prefix of the long one (causal right-padding is then exact for every length up to it).
+    equal the same lags of the long one (right-padding inside the strategy is then exact).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.value_info[:]
-    sites = find_fftconv_sites(out)
+    sites, skipped = find_sites(out)
     if not sites:
-        return out, []
+        return out, [], skipped
     dynamic = is_length_dynamic(out)
     length = max_seq_len if dynamic else static_length(out)
     if length is None:
         raise HyenaDeployError("the graph's sequence length is dynamic: give the maximum length (--max-seq-len)")
-    filters = _measure(out, sites, length, seed)
+    feeds = dummy_feeds(out, length)
+    measured: list[_Measured] = []
+    for index, site in enumerate(sites):
+        try:
+            measured.append(_measure_site(out, site, feeds, length, seed + index))
+        except NotAConvolution as exc:
+            skipped.append(_skip(site, str(exc)))
     if dynamic:
         short = min(length, 17 if length > 17 else max(1, length // 2 + 1))
-        for site, h_short, h in zip(sites, _measure(out, sites, short, seed), filters):
-            _check_prefix(site, h_short, h)
+        kept = []
+        for found in measured:
+            try:
+                err = _prefix_error(_remeasure(out, found, short, seed), found.filter)
+            except NotAConvolution as exc:
+                skipped.append(_skip(found.site, f"at length {short}: {exc}"))
+                continue
+            if not err <= PREFIX_TOLERANCE:
+                skipped.append(_skip(found.site, (
+                    f"its filter at length {short} is not the filter at the maximum length {length} cut to "
+                    f"those lags (error {err:.1e}), so one rewrite cannot serve every length; "
+                    "export a static length instead")))
+                continue
+            kept.append(found)
+        measured = kept
     done = []
     made_by = producers(out.graph)
-    for index, (site, h) in enumerate(zip(sites, filters)):
-        strategy = choose(h)
+    replaced: set[str] = set()
+    for index, found in enumerate(measured):
+        filt, output = found.filter, found.boundary.output
+        strategy = choose(filt.h)
         if strategy not in BUILDERS:
             raise HyenaDeployError(f"unknown FFT-convolution strategy {strategy!r} (known: {', '.join(BUILDERS)})")
-        old = made_by[site.output]
-        old.output[list(old.output).index(site.output)] = f"{site.output}__replaced"
+        if filt.lead and strategy not in TWO_SIDED:
+            skipped.append(_skip(found.site, (
+                f"its filter is two-sided ({filt.lead} negative lags) and strategy {strategy} takes causal filters "
+                f"only: choose {', '.join(TWO_SIDED)}")))
+            continue
+        if output in replaced:
+            continue
+        replaced.add(output)
+        old = made_by[output]
+        old.output[list(old.output).index(output)] = f"{output}__replaced"
         nb = NodeBuilder(f"{NODE_PREFIX}{index}")
-        BUILDERS[strategy](nb, site.signal, site.output, h)
+        build_site(nb, BUILDERS[strategy], found.boundary.signal, output, filt)
         out.graph.node.extend(nb.nodes)
         out.graph.initializer.extend(nb.initializers)
-        done.append(RewrittenSite(site.output, strategy, int(np.prod(h.shape[:-1])), support(h)))
+        done.append(RewrittenSite(output, strategy, int(filt.h.shape[0]), support(filt.h[:, filt.lead:]),
+                                  filt.lead, found.site.module))
     remove_dead(out.graph)
     dedupe_initializers(out.graph)
     topological_sort(out.graph)
     _ensure_opsets(out)
-    return out, done
+    return out, done, skipped
 
 
 def _ensure_opsets(model: onnx.ModelProto) -> None:

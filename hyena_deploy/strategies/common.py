@@ -1,4 +1,9 @@
-"""Pieces every strategy shares: flatten channels, pad time with a length guard, restore shape."""
+"""Pieces every strategy shares: flatten channels, pad time with a length guard, restore shape, place
+two-sided filters on a circle.
+
+Filters ``h`` (channels..., lead + L) hold lags ``-lead .. L-1``: ``lead`` = 0 for causal filters,
+and L is the longest signal the strategy must serve.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +52,21 @@ def restore(nb: NodeBuilder, y: str, flat: Flattened, output: str) -> None:
     """Crop (B, C, T) to the signal's length and reshape back to the signal's shape as ``output``."""
     cropped = nb.op("Slice", [y, nb.const([0]), flat.length, nb.const([-1])])
     nb.op("Reshape", [cropped, flat.shape], output=output)
+
+
+def signal_length(h: np.ndarray, lead: int) -> int:
+    """The longest signal a filter with ``lead`` negative lags serves: its number of lags >= 0."""
+    return h.shape[-1] - lead
+
+
+def circular_filter(h: np.ndarray, lead: int, n: int) -> np.ndarray:
+    """(C, n) float64: lag ``d`` of ``h`` (C, lead + L) at index ``d mod n``, the layout a size-n FFT multiplies.
+
+    With n >= 2L (``fft_size_for(L)``) no lag in -(L-1)..L-1 aliases another, so the circular
+    convolution equals the two-sided linear one on the first L outputs.
+    """
+    placed = np.zeros((h.shape[0], n))
+    placed[:, :h.shape[-1] - lead] = h[:, lead:]
+    if lead:
+        placed[:, n - lead:] = h[:, :lead]
+    return placed

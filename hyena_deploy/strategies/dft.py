@@ -6,15 +6,15 @@ import numpy as np
 
 from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.spectral import fft_size_for
-from hyena_deploy.strategies.common import flatten_channels, restore, zero_pad_time
+from hyena_deploy.strategies.common import circular_filter, flatten_channels, restore, signal_length, zero_pad_time
 
 
-def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
-    """Replace ``output = causal_conv(signal, h)`` by rfft -> complex product -> irfft."""
-    n = fft_size_for(h.shape[-1])
+def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray, lead: int = 0) -> None:
+    """Replace ``output = conv(signal, h)`` (lags ``-lead..``) by rfft -> complex product -> irfft."""
+    n = fft_size_for(signal_length(h, lead))
     flat = flatten_channels(nb, signal, h)
     c = nb.const
-    spectrum = np.fft.rfft(h.reshape(flat.channels, h.shape[-1]), n)  # ONNX's inverse DFT applies 1/N
+    spectrum = np.fft.rfft(circular_filter(h.reshape(flat.channels, h.shape[-1]), lead, n), n)  # inverse DFT applies 1/N
     x = nb.op("Unsqueeze", [zero_pad_time(nb, flat, n), c([-1])])
     axis = c(np.array(-2, np.int64))
     xf = nb.op("DFT", [x, "", axis], onesided=1)                      # (B, C, N/2+1, 2)

@@ -30,7 +30,7 @@ import numpy as np
 
 from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.spectral import fft_size_for
-from hyena_deploy.strategies.common import flatten_channels, zero_pad_time
+from hyena_deploy.strategies.common import circular_filter, flatten_channels, signal_length, zero_pad_time
 
 SINGLE_STAGE_MAX = 64  # up to this FFT size one dense stage is fastest
 
@@ -126,15 +126,16 @@ def monarch_constants(h: np.ndarray, digits: tuple[int, ...]) -> MonarchPlan:
     return MonarchPlan(tuple(digits), forward, inverse, spectrum, batches)
 
 
-def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray, digits: tuple[int, ...] | None = None) -> None:
-    """Replace ``output = causal_conv(signal, h)`` by a Monarch FFT convolution."""
-    n = fft_size_for(h.shape[-1])
+def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray, digits: tuple[int, ...] | None = None,
+          lead: int = 0) -> None:
+    """Replace ``output = conv(signal, h)`` (lags ``-lead..``; 0 for causal) by a Monarch FFT convolution."""
+    n = fft_size_for(signal_length(h, lead))
     digits = digits or radices(n)
     if prod(digits) != n:
         raise ValueError(f"radices {digits} do not multiply to the FFT size {n}")
     flat = flatten_channels(nb, signal, h)
     c = nb.const
-    plan = monarch_constants(h.reshape(flat.channels, h.shape[-1]), digits)
+    plan = monarch_constants(circular_filter(h.reshape(flat.channels, h.shape[-1]), lead, n), digits)
     x = nb.op("Transpose", [zero_pad_time(nb, flat, n // 2)], perm=[0, 2, 1])     # (B, N/2, C)
     x = nb.op("Reshape", [x, c([0, digits[0] // 2, -1])])
     x = nb.op("MatMul", [c(plan.forward[0], "dft_1"), x])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.plugins.schema import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION, register_schema
 from hyena_deploy.spectral import fft_size_for
@@ -34,8 +35,11 @@ def add_fftconv(nb: NodeBuilder, x: str, spectrum: str, fft_size: int, skip: str
     return node
 
 
-def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
-    """Replace ``output = causal_conv(signal, h)`` by a single FFTConv node."""
+def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray, lead: int = 0) -> None:
+    """Replace ``output = causal_conv(signal, h)`` by a single FFTConv node (causal filters only)."""
+    if lead:
+        raise HyenaDeployError(f"the FFTConv plugin takes causal filters only (this one has {lead} negative lags): "
+                               "use --fftconv monarch, dft or direct")
     n = fft_size_for(h.shape[-1])
     flat = flatten_channels(nb, signal, h)
     spectrum = nb.const(filter_spectrum(h.reshape(flat.channels, h.shape[-1]), n), "filter_spectrum")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from hyena_deploy.checkpoints import load_into, load_state_dict, sha256_files
+from hyena_deploy.checkpoints import find_config, load_into, load_state_dict, sha256_files, weight_files
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.models.evo2 import Evo2, Evo2Config
-from hyena_deploy.models.striped import byte_tokenize, find_config, weight_files
+from hyena_deploy.models.striped import byte_tokenize
 from hyena_deploy.registry import register
 
 _EXAMPLE_LENGTH = 64

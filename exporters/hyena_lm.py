@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from hyena_deploy.checkpoints import find_weights, load_into, load_state_dict, read_config, sha256_files
+from hyena_deploy.checkpoints import load_into, load_state_dict, read_config, sha256_files, single_weights_file
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.models.lm import MODEL_TYPE, HyenaLM, HyenaLMConfig
@@ -26,7 +26,7 @@ class HyenaLMFamily:
 
     def load(self, directory: Path) -> LoadedModel:
         config = HyenaLMConfig.from_dict(read_config(directory))
-        weights = find_weights(directory)
+        weights = single_weights_file(directory)
         model = HyenaLM(config).eval()
         load_into(model, load_state_dict(weights), weights)
         example = torch.zeros(1, min(config.l_max, 64), dtype=torch.long)

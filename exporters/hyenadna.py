@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exporters.safari import (build_backbone, build_operator, config_int, fill_shared_freq, hyena_code,
-                              is_hyena_lm, is_hyenadna_hydra, model_dict, strip_prefix, untie_check, weights_file)
-from hyena_deploy.checkpoints import load_into, load_state_dict, read_config, sha256_files
+from exporters.safari_layout import (build_backbone, build_operator, config_int, fill_shared_freq, hyena_code,
+                                     is_hyena_lm, is_hyenadna_hydra, model_dict, strip_prefix, untie_check)
+from hyena_deploy.checkpoints import load_into, load_state_dict, read_config, sha256_files, single_weights_file
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.models.backbone import CausalLM, EmbeddingModel, SequenceClassifier
@@ -110,7 +110,7 @@ class HyenaDNAFamily:
     def load(self, directory: Path) -> LoadedModel:
         raw = read_config(directory)
         notes: list[str] = []
-        weights = weights_file(directory)
+        weights = single_weights_file(directory, (".ckpt",))
         loader = self._hf if _is_hf(raw) else self._lightning
         module, head, l_max = loader(raw, load_state_dict(weights), weights, notes)
         if head == "HyenaDNAForSequenceClassification":

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
-from unittest import mock
 
 import torch
 from torch import nn
 
-from hyena_deploy.checkpoints import load_into, load_state_dict, sha256_files
+from hyena_deploy.checkpoints import find_config, load_into, load_state_dict, sha256_files, weight_files
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.models.striped import RotaryMHA, byte_tokenize, find_config, weight_files
+from hyena_deploy.models.striped import RotaryMHA, byte_tokenize
+from hyena_deploy.patching import patched
 from hyena_deploy.registry import register
 
 MODEL_TYPE = "stripedhyena"
@@ -134,7 +134,7 @@ def build_model(config: dict) -> nn.Module:
         raise HyenaDeployError(f"StripedHyena checkpoints are run by the stripedhyena package ({exc}): "
                                "pip install 'hyena-deploy[stripedhyena]'") from None
     try:
-        with mock.patch.multiple(sh_model, create=True, MHA=FlashMHAStandIn, swap_mha_rope=_scale_rope):
+        with patched(sh_model, MHA=FlashMHAStandIn, swap_mha_rope=_scale_rope):
             model = sh_model.StripedHyena(dotdict(package_config(config)))
     except (NotImplementedError, AssertionError, KeyError, TypeError, ValueError) as exc:
         raise HyenaDeployError(f"the stripedhyena package cannot build this config: {type(exc).__name__}: {exc}"

@@ -51,11 +51,14 @@ def families() -> dict[str, ModelFamily]:
 
 
 def load_directory(directory: Path) -> LoadedModel:
-    """Load a checkpoint directory with the first family that recognises it."""
+    """Load a checkpoint directory with the one family that recognises it (refused when two claim it)."""
     if (directory / "config.json").exists():
         read_config(directory)  # a corrupt config is reported as such, not as an unknown layout
-    for family in families().values():
-        if family.matches(directory):
-            return family.load(directory)
-    known = ", ".join(sorted(families())) or "none installed"
-    raise HyenaDeployError(f"{directory}: no model family recognises this directory (known: {known})")
+    claims = [family for family in families().values() if family.matches(directory)]
+    if len(claims) > 1:
+        raise HyenaDeployError(f"{directory}: families {' and '.join(sorted(f.name for f in claims))} both recognise "
+                               "this directory; remove the plugin that should not, or make its matches() stricter")
+    if not claims:
+        known = ", ".join(sorted(families())) or "none installed"
+        raise HyenaDeployError(f"{directory}: no model family recognises this directory (known: {known})")
+    return claims[0].load(directory)

@@ -1,4 +1,4 @@
-"""Shared by the StripedHyena and Evo 2 adapters: config and weight files, byte tokens, rotary attention.
+"""Shared by the StripedHyena and Evo 2 adapters: byte tokens, rotary attention.
 
 ``RotaryMHA`` restates flash_attn's ``MHA`` in eval mode (``causal=True``, no KV cache):
 ``Wqkv`` rows are ``[q (H·d); k (H_kv·d); v (H_kv·d)]``, query head ``i`` reads key/value head
@@ -8,75 +8,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hyena_deploy.checkpoints import WEIGHT_FILES
-from hyena_deploy.errors import HyenaDeployError, first_line
-
-YAML_SUFFIXES = (".yml", ".yaml")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-
-
-def read_config_file(path: Path) -> dict:
-    """A JSON config, or a YAML one read with ``yaml.safe_load``, as a dict."""
-    try:
-        text = path.read_text()
-        if path.suffix in YAML_SUFFIXES:
-            try:
-                import yaml
-            except ImportError:
-                raise HyenaDeployError(f"{path}: reading YAML configs needs PyYAML (pip install pyyaml)") from None
-            config = yaml.safe_load(text)
-        else:
-            config = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # yaml.YAMLError and JSONDecodeError are ValueErrors
-        raise HyenaDeployError(f"{path}: not a readable config ({first_line(exc)})") from None
-    if not isinstance(config, dict):
-        raise HyenaDeployError(f"{path}: expected a mapping of settings")
-    return config
-
-
-def find_config(directory: Path, accept: Callable[[dict], bool]) -> tuple[Path, dict] | None:
-    """The config that ``accept`` recognises: ``config.json``, else the only such ``*.yml``/``*.yaml``."""
-    found = []
-    for path in [directory / "config.json", *sorted(p for p in directory.iterdir() if p.suffix in YAML_SUFFIXES)]:
-        try:
-            config = read_config_file(path) if path.is_file() else None
-        except HyenaDeployError:
-            continue
-        if config is not None and accept(config):
-            if path.suffix == ".json":
-                return path, config
-            found.append((path, config))
-    if len(found) > 1:
-        raise HyenaDeployError(f"{directory}: several model configs ({', '.join(p.name for p, _ in found)}); keep one")
-    return found[0] if found else None
-
-
-def weight_files(directory: Path) -> list[Path]:
-    """Shards named by a Hugging Face index, else a standard weights file, else the directory's one weights file."""
-    for index in SHARD_INDEXES:
-        if (directory / index).is_file():
-            weight_map = json.loads((directory / index).read_text()).get("weight_map")
-            if not isinstance(weight_map, dict) or not weight_map:
-                raise HyenaDeployError(f"{directory / index}: no weight_map")
-            return [directory / name for name in sorted(set(weight_map.values()))]
-    for name in WEIGHT_FILES:
-        if (directory / name).is_file():
-            return [directory / name]
-    found = sorted(p for p in directory.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-    if len(found) != 1:
-        what = ", ".join(p.name for p in found) if found else "none"
-        raise HyenaDeployError(f"{directory}: expected one weights file ({', '.join(WEIGHT_SUFFIXES)}), found {what}")
-    return found
-
+from hyena_deploy.errors import HyenaDeployError
 
 def byte_tokenize(texts: list[str], pad_id: int = 1) -> tuple[torch.Tensor]:
     """UTF-8 bytes as token ids (vortex ``CharLevelTokenizer``), right-padded with ``pad_id`` to the longest."""
@@ -131,3 +67,97 @@ class RotaryMHA(nn.Module):
         k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         return self.out_proj(out.transpose(1, 2).reshape(batch, length, self.heads * d))
+
+
+class StripedHyenaStep(nn.Module):
+    """The ``stripedhyena`` package's ``StripedHyena`` on a chunk of token ids (B, T) continuing from its states.
+
+    Reads the package's own modules (``ParallelGatedConvBlock``: ``projections``, ``filter`` with
+    ``short_filter_weight``/``bias``, ``poles``, ``residues``, ``D``; ``AttentionBlock``: the
+    attention stand-in :class:`RotaryMHA`). States per Hyena block: the FIR cache of the projections
+    (B, 3D, short_filter_length - 1) and the complex modal state (B, D, state_size, 2); per attention
+    block a rotary KV cache of ``max_context`` positions, plus the model-wide ``position``, last.
+    """
+
+    def __init__(self, model: nn.Module, max_context: int) -> None:
+        super().__init__()
+        from hyena_deploy.stateful.attention import CachedRotaryAttention
+        from hyena_deploy.stateful.layout import StateSpec, position_spec
+        from hyena_deploy.stateful.modal_complex import ComplexModalConv
+
+        self.model = model
+        steps: list[nn.Module] = []
+        self.specs: list[StateSpec] = []
+        for layer, block in enumerate(model.blocks):
+            if hasattr(block, "inner_mha_cls"):
+                step = CachedRotaryAttention(block.inner_mha_cls, max_context)
+                self.specs += [StateSpec("key", "key", layer, step.state_shape()),
+                               StateSpec("value", "value", layer, step.state_shape())]
+            else:
+                step = ComplexModalConv(*_modal_form(block.filter), block.filter.D)
+                hidden = block.filter.hidden_size
+                self.specs += [StateSpec("fir", "conv_state", layer, (3 * hidden, block.filter.short_filter_length - 1)),
+                               StateSpec("modal_complex", "recurrent_state", layer, (hidden, step.modes, 2))]
+            steps.append(step)
+        self.steps = nn.ModuleList(steps)
+        self.has_position = any(hasattr(block, "inner_mha_cls") for block in model.blocks)
+        if self.has_position:
+            self.specs.append(position_spec())
+
+    def forward(self, input_ids: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        model = self.model
+        states = list(states)
+        position = states.pop() if self.has_position else None
+        x = model.embedding_layer.embed(input_ids)
+        new_states: list[torch.Tensor] = []
+        for block, step in zip(model.blocks, self.steps):
+            first, second = states[len(new_states):len(new_states) + 2]
+            if hasattr(block, "inner_mha_cls"):
+                y, first, second = step(block.pre_norm(x), position, first, second)
+                x = y + x
+            else:
+                y, first, second = self._hyena(block, step, x, first, second)
+                x = block.out_filter_dense(y) + x
+            x = block.mlp(block.post_norm(x)) + x
+            new_states += [first, second]
+        if model.norm is not None:
+            x = model.norm(x)
+        logits = model.unembed.unembed(x)
+        if self.has_position:
+            new_states.append(position + input_ids.shape[1])
+        return (logits, *new_states)
+
+    @staticmethod
+    def _hyena(block: nn.Module, modal: nn.Module, u: torch.Tensor, fir: torch.Tensor, state: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``ParallelHyenaFilter`` on a chunk: FIR with cache (bias after), gates, complex modal recurrence."""
+        from hyena_deploy.stateful.fir import conv_with_cache
+
+        hyena = block.filter
+        z, fir = conv_with_cache(fir, block.projections(block.pre_norm(u)).transpose(1, 2), hyena.short_filter_weight)
+        if hyena.short_filter_bias is not None:
+            z = z + hyena.short_filter_bias[None, :, None]
+        dim = hyena.hidden_size
+        if hyena.column_split_hyena:
+            head = hyena.hidden_size_per_attention_head
+            parts = z.reshape(z.shape[0], hyena.num_attention_heads, 3 * head, z.shape[-1]).split(head, dim=2)
+            x2, x1, v = (p.reshape(z.shape[0], dim, z.shape[-1]) for p in parts)
+        else:
+            x2, x1, v = z.split(dim, dim=1)
+        y, state = modal(x1 * v, state)
+        return (y * x2).transpose(1, 2), fir, state
+
+
+def _modal_form(hyena_filter: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Complex poles and residues (D, state_size) of a ``ParallelHyenaFilter``, repeated to its channels as the
+    package repeats its filter (``repeat_interleave(hidden_size // hyena_filter_groups)`` when groups > 1)."""
+    poles = torch.view_as_complex(hyena_filter.poles.detach().double()[..., 0, :].contiguous())
+    residues = torch.view_as_complex(hyena_filter.residues.detach().double()[..., 0, :].contiguous())
+    groups = hyena_filter.hyena_filter_groups
+    if groups > 1:
+        repeat = hyena_filter.hidden_size // groups
+        poles, residues = poles.repeat_interleave(repeat, 0), residues.repeat_interleave(repeat, 0)
+    if poles.shape[0] != hyena_filter.hidden_size:
+        raise HyenaDeployError(f"StripedHyena filter: {poles.shape[0]} modal systems for {hyena_filter.hidden_size} "
+                               "channels (hyena_filter_groups) has no stateful form")
+    return poles, residues

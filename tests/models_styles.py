@@ -24,7 +24,7 @@ class PositionalMLPFilter(nn.Module):
         self.decay = nn.Parameter(torch.linspace(0.3, 3.0, channels))
 
     def forward(self, length: int) -> torch.Tensor:
-        t = torch.linspace(0, 1, length)[:, None]
+        t = (torch.arange(length, dtype=torch.float32) / L_MAX)[:, None]     # positions of a fixed l_max
         features = torch.cat([t, torch.sin(6.0 * t), torch.cos(6.0 * t)], dim=-1)
         return (self.mlp(features) * torch.exp(-t * self.decay)).transpose(0, 1)
 

@@ -9,6 +9,7 @@ import inspect
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,11 +35,13 @@ def load_source(source: str, seq_len: int | None = None) -> LoadedModel:
     """A LoadedModel for a directory, a sample name, ``path/file.py:factory`` or ``pkg.mod:factory``.
 
     ``seq_len`` (the export length, when known) is passed to a factory that takes a ``seq_len``
-    argument. The model is run once on its example inputs, so that a model failing in PyTorch
-    or returning NaN/Inf is refused here in one line rather than by a later check.
+    argument. The model is run once, at ``seq_len`` or else on its example inputs, so that a model
+    failing in PyTorch or returning NaN/Inf is refused here in one line rather than by a later check.
     """
     loaded = _load(source, seq_len)
-    check_runs_in_torch(loaded, loaded.example_inputs)
+    fits = seq_len is not None and 1 <= seq_len <= (loaded.max_seq_len or seq_len)  # else resolve_lengths refuses
+    inputs = loaded.make_inputs(2, seq_len, np.random.default_rng(0)) if fits else loaded.example_inputs
+    check_runs_in_torch(loaded, inputs)
     return loaded
 
 

@@ -5,7 +5,9 @@ an S4D-style diagonal state-space kernel (``1j * A``, complex ``exp`` and ``eins
 Vandermonde matrix), an H3-style block (shift + diagonal SSM kernels, filter spectrum divided by
 the FFT size and ``irfft(norm="forward")``), an M2-style multi-head path whose complex spectrum is
 broadcast with ``k_f.unsqueeze(1)`` against a 4-D (B, H, D, L) signal, and the unmodified
-``stripedhyena`` package model (its modal filter takes the complex log of its poles).
+``stripedhyena`` package model (its modal filter takes the complex log of its poles). At the end,
+models that must be refused in one line (an untranslatable complex op on the signal path, a model
+failing in PyTorch past its table, NaN weights) and factories taking ``seq_len``.
 """
 
 from __future__ import annotations
@@ -198,3 +200,67 @@ def stripedhyena():
             else:
                 param.add_(0.05 * torch.randn(param.shape))
     return StripedHyenaLogits(model).eval(), torch.randint(0, 64, (1, 64))
+
+
+class SignalSpectrumUnsqueezed(nn.Module):
+    """Unsqueezes the signal's complex spectrum (torch.onnx has no complex Unsqueeze): refused, op and module named."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.randn(8, 32) / 8)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, 8, L)
+        n = 2 * u.shape[-1]
+        u_f = torch.fft.rfft(u, n=n).unsqueeze(1)
+        return torch.fft.irfft(u_f[:, 0] * torch.fft.rfft(self.k, n=n), n=n)[..., :u.shape[-1]]
+
+
+class Blocks(nn.Module):
+    """``blocks.0.filter`` wrapper, channels last outside."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Module()])
+        self.blocks[0].filter = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks[0].filter(x.transpose(1, 2)).transpose(1, 2)
+
+
+class PositionTable(nn.Module):
+    """A learned position table of 100 rows: runs up to L=100 only (nothing declares it)."""
+
+    def __init__(self, length: int = 100) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(1, length, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.table[:, :x.shape[1]]
+
+
+def untranslatable():
+    return Blocks(SignalSpectrumUnsqueezed()), torch.randn(1, 32, 8)
+
+
+def short_table():
+    return PositionTable(), torch.randn(1, 32, 8)
+
+
+def nan_weights():
+    model = PositionTable()
+    with torch.no_grad():
+        model.table[0, 3, 1] = float("nan")
+    return model, torch.randn(1, 32, 8)
+
+
+def sized(seq_len: int = 64):
+    """A factory taking the export length: its table is exactly ``seq_len`` rows."""
+    return PositionTable(seq_len), torch.randn(1, min(seq_len, 32), 8)
+
+
+def sized_required(seq_len: int):
+    return PositionTable(seq_len), torch.randn(1, seq_len, 8)
+
+
+def raises_multiline():
+    raise ValueError("checkpoint missing\n  (a second line a one-line error must not show)")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,7 +17,8 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.runtime.generator import Generator
 from hyena_deploy.sources import load_source
 from hyena_deploy.stateful.export import export_stateful
-from tests.helpers import assert_tensorrt_safe
+from hyena_deploy.compat import TENSORRT_10, check_compatibility, verdict
+from tests.helpers import FORBIDDEN_FOR_TENSORRT, assert_tensorrt_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = 160
@@ -31,6 +33,13 @@ def assert_one_line_error(result, needle: str) -> None:
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and needle in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+def assert_decode_tensorrt_safe(path: Path) -> None:
+    """No DFT/control flow and the tensorrt-10 rules pass (Exp/Sin/Cos stay: pole powers and rotary depend on T)."""
+    model = onnx.load(str(path))
+    assert not {n.op_type for n in model.graph.node} & FORBIDDEN_FOR_TENSORRT
+    assert verdict(check_compatibility(model, TENSORRT_10))
 
 
 def torch_greedy(module: torch.nn.Module, prompt: np.ndarray, tokens: int) -> np.ndarray:
@@ -171,18 +180,29 @@ def _sample_script(family: str):
     return module
 
 
-@pytest.mark.parametrize("family, make", [
-    ("safari", lambda m, d: m.write_checkpoint(d, kind="lm", order=3, hyena_code="src")),
-    ("hyenadna", lambda m, d: m.write_hf(d)),
+@pytest.mark.parametrize("family, make, kinds", [
+    ("safari", lambda m, d: m.write_checkpoint(d, kind="lm", order=3, hyena_code="src"), {"fir", "history"}),
+    ("hyenadna", lambda m, d: m.write_hf(d), {"fir", "history"}),
+    ("evo2", lambda m, d: m.write_checkpoint(d), {"fir", "modal", "key", "value", "position"}),
+    ("stripedhyena", lambda m, d: m.write_checkpoint(d, hyena_only=False),
+     {"fir", "modal_complex", "key", "value", "position"}),
 ])
-def test_family_samples_export_and_generate(family: str, make, tmp_path: Path) -> None:
+def test_family_samples_export_and_generate(family: str, make, kinds: set[str], tmp_path: Path) -> None:
+    """Every family: verified export, greedy equal to full recompute, ragged prompts decoded together exactly."""
     make(_sample_script(family), tmp_path / "ckpt")
-    result = export_stateful(str(tmp_path / "ckpt"), tmp_path / "out", max_context=96)
+    result = export_stateful(str(tmp_path / "ckpt"), tmp_path / "out", max_context=80)
     assert all(r.passed for r in result.reports)
+    assert {s["kind"] for s in result.layout["states"]} == kinds
+    assert_decode_tensorrt_safe(tmp_path / "out" / "decode.onnx")
     module = load_source(str(tmp_path / "ckpt")).module.eval()
     generator = Generator(tmp_path / "out")
-    prompt = np.random.default_rng().integers(7, 12, (2, 9))
+    rng = np.random.default_rng()
+    prompt = rng.integers(7, 12, (2, 9))
     assert np.array_equal(generator.generate(prompt, 24, chunk=4), torch_greedy(module, prompt, 24))
+    prompts = [rng.integers(7, 12, n) for n in (3, 11)]
+    together = generator.generate_rows(prompts, 8).sequences
+    for row, alone in zip(together, prompts):
+        assert np.array_equal(row, torch_greedy(module, alone[None], 8)[0])
     if family == "hyenadna":
         assert generator.layout["tokenizer"]["type"] == "characters"
         assert generator.encode("ACgt").tolist() == [0, 7, 8, 9, 10]

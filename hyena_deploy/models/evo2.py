@@ -27,6 +27,11 @@ from torch import nn
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.models.hyena import fftconv
 from hyena_deploy.models.striped import RotaryMHA
+from hyena_deploy.stateful.attention import CachedRotaryAttention
+from hyena_deploy.stateful.fir import conv_with_cache
+from hyena_deploy.stateful.history import HistoryConv
+from hyena_deploy.stateful.layout import StateSpec, position_spec
+from hyena_deploy.stateful.modal import RealModalConv
 
 LONG_EXPLICIT_TAPS = 128  # vortex: explicit filters this long run by FFT and carry a D skip
 
@@ -155,6 +160,11 @@ class HyenaCascade(nn.Module):
         length, dim = z.shape[1], self.cfg.hidden_size
         taps = self.short_filter_weight.shape[-1]
         z = F.conv1d(z.transpose(1, 2), self.short_filter_weight, padding=taps - 1, groups=3 * dim)[..., :length]
+        return self.split_features(z)
+
+    def split_features(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x2, x1, v`` (B, D, L) from the featurizer's output (B, 3D, L), bias not yet added."""
+        length, dim = z.shape[-1], self.cfg.hidden_size
         if self.short_filter_bias is not None:
             z = z + self.short_filter_bias[:, None]
         if self.cfg.interleave:
@@ -243,3 +253,97 @@ class Evo2(nn.Module):
             x = block(x)
         x = self.norm(x)
         return x @ self.embedding_layer.weight.T if self.unembed is None else self.unembed(x)
+
+
+class HyenaCascadeStep(nn.Module):
+    """:class:`HyenaCascade` on a chunk (B, T, 3D) continuing from its states, exact for any T.
+
+    States: the featurizer's FIR cache (B, 3D, short_filter_length - 1), then the operator's: HCS a
+    FIR cache of taps - 1 inputs, HCM the same of its 128-tap filter (fixed size, never grown), HCL
+    the real modal state (B, D, state_size).
+    """
+
+    def __init__(self, cascade: HyenaCascade) -> None:
+        super().__init__()
+        self.cascade = cascade
+        dim = cascade.cfg.hidden_size
+        with torch.no_grad():
+            if cascade.kind == "hcl":
+                self.operator: nn.Module = RealModalConv(cascade.log_poles[..., 0], cascade.residues, cascade.D)
+            elif cascade.D is not None:  # HCM: a true convolution with the D skip
+                self.operator = HistoryConv(cascade.h.repeat_interleave(dim // cascade.h.shape[0], dim=0)[:, 0],
+                                            cascade.D)
+            else:
+                self.operator = None
+
+    def hcs_weight(self) -> torch.Tensor:
+        cascade = self.cascade
+        return cascade.h.repeat_interleave(cascade.cfg.hidden_size // cascade.h.shape[0], dim=0)
+
+    def state_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        cascade, dim = self.cascade, self.cascade.cfg.hidden_size
+        shapes = [("fir", "conv_state", (3 * dim, cascade.short_filter_weight.shape[-1] - 1))]
+        if cascade.kind == "hcl":
+            return shapes + [("modal", "recurrent_state", (dim, self.operator.modes))]
+        taps = cascade.h.shape[-1]
+        return shapes + [("fir", "fir_state", (dim, taps - 1))]
+
+    def forward(self, z: torch.Tensor, featurizer: torch.Tensor, inner: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cascade = self.cascade
+        features, featurizer = conv_with_cache(featurizer, z.transpose(1, 2), cascade.short_filter_weight)
+        x2, x1, v = cascade.split_features(features)
+        x1v = x1 * v
+        if self.operator is None:
+            y, inner = conv_with_cache(inner, x1v, self.hcs_weight())
+        else:
+            y, inner = self.operator(x1v, inner)
+        return (x2 * y).transpose(1, 2), [featurizer, inner]
+
+
+class Evo2Step(nn.Module):
+    """:class:`Evo2` on a chunk of token ids (B, T) with per-layer states -> logits (B, T, vocab), new states.
+
+    Attention blocks keep a rotary KV cache of ``max_context`` positions and add the model-wide
+    ``position`` state (B, 1), last in the state list.
+    """
+
+    def __init__(self, model: Evo2, max_context: int) -> None:
+        super().__init__()
+        self.model = model
+        self.steps = nn.ModuleList(CachedRotaryAttention(block.inner_mha_cls, max_context)
+                                   if isinstance(block, AttentionBlock) else HyenaCascadeStep(block.filter)
+                                   for block in model.blocks)
+        self.specs: list[StateSpec] = []
+        for layer, step in enumerate(self.steps):
+            if isinstance(step, CachedRotaryAttention):
+                self.specs += [StateSpec("key", "key", layer, step.state_shape()),
+                               StateSpec("value", "value", layer, step.state_shape())]
+            else:
+                self.specs += [StateSpec(kind, name, layer, shape) for kind, name, shape in step.state_shapes()]
+        self.has_position = any(isinstance(step, CachedRotaryAttention) for step in self.steps)
+        if self.has_position:
+            self.specs.append(position_spec())
+
+    def forward(self, input_ids: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        model = self.model
+        states = list(states)
+        position = states.pop() if self.has_position else None
+        x = model.embedding_layer(input_ids)
+        new_states: list[torch.Tensor] = []
+        for block, step in zip(model.blocks, self.steps):
+            first, second = states[len(new_states):len(new_states) + 2]
+            if isinstance(step, CachedRotaryAttention):
+                y, keys, values = step(block.pre_norm(x), position, first, second)
+                new_states += [keys, values]
+                z = y + x
+            else:
+                y, layer_states = step(block.projections(block.pre_norm(x)), first, second)
+                new_states += layer_states
+                z = block.out_filter_dense(y) + x
+            x = block.mlp(block.post_norm(z)) + z
+        x = model.norm(x)
+        logits = x @ model.embedding_layer.weight.T if model.unembed is None else model.unembed(x)
+        if self.has_position:
+            new_states.append(position + input_ids.shape[1])
+        return (logits, *new_states)

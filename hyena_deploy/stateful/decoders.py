@@ -13,8 +13,10 @@ from torch import nn
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.models.backbone import CausalLM, CausalLMStep
+from hyena_deploy.models.evo2 import Evo2, Evo2Step
 from hyena_deploy.models.hyena import HyenaOperator
 from hyena_deploy.models.lm import HyenaLM, HyenaLMStep
+from hyena_deploy.models.striped import StripedHyenaStep
 
 Builder = Callable[[nn.Module, int], nn.Module]
 
@@ -29,7 +31,18 @@ def _causal_lm(model: CausalLM, max_context: int) -> nn.Module:
 BUILDERS: dict[type, tuple[str, Builder]] = {
     HyenaLM: ("hyena_lm", HyenaLMStep),
     CausalLM: ("hyena_causal_lm", _causal_lm),
+    Evo2: ("evo2", Evo2Step),
 }
+
+
+def _striped_hyena(model: nn.Module, max_context: int) -> nn.Module:
+    return StripedHyenaStep(model.model, max_context)
+
+
+def _is_striped_hyena(model: nn.Module) -> bool:
+    """The StripedHyena family's wrapper of the ``stripedhyena`` package's model (not imported: a family module)."""
+    inner = getattr(model, "model", None)
+    return type(inner).__name__ == "StripedHyena" and type(inner).__module__.startswith("stripedhyena")
 
 
 def build_decoder(model: nn.Module, max_context: int) -> tuple[str, nn.Module]:
@@ -37,5 +50,7 @@ def build_decoder(model: nn.Module, max_context: int) -> tuple[str, nn.Module]:
     for kind, (family, builder) in BUILDERS.items():
         if type(model) is kind:
             return family, builder(model, max_context).eval()
-    known = ", ".join(sorted(family for family, _ in BUILDERS.values()))
+    if _is_striped_hyena(model):
+        return "stripedhyena", _striped_hyena(model, max_context).eval()
+    known = ", ".join(sorted([family for family, _ in BUILDERS.values()] + ["stripedhyena"]))
     raise HyenaDeployError(f"no stateful (streaming) form for {type(model).__name__} models (supported: {known})")

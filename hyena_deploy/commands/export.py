@@ -5,24 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
+from hyena_deploy import targets
 from hyena_deploy.bench.spec import parse_length
 from hyena_deploy.buckets import export_buckets, paths_for
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.pipeline import ExportResult, export_model
-from hyena_deploy.precision import PRECISIONS, default_tolerance
 from hyena_deploy.report import console, parity_table
-from hyena_deploy.strategies import CHOICES, auto
+from hyena_deploy.stateful.cli import run_stateful_export
+from hyena_deploy.strategies import CHOICES
+from hyena_deploy.verify.metrics import PRECISIONS, default_tolerance
 
 
 @click.command()
 @click.argument("source")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="ONNX file to write (written only when verification passes).")
 @click.option("--fftconv", type=click.Choice(CHOICES), default="auto", show_default=True,
               help="How each FFT long convolution is rewritten.")
-@click.option("--target", type=click.Choice(auto.targets()), default="onnxruntime", show_default=True,
-              help="Runtime whose measurements --fftconv auto uses.")
+@click.option("--target", type=click.Choice(targets.names()), default="onnxruntime", show_default=True,
+              help="Runtime the graph is for: its measurements pick --fftconv auto, and a graph it would reject "
+                   "is refused with the reason and the fix.")
 @click.option("--seq-len", type=int, help="Static sequence length.")
 @click.option("--max-seq-len", type=int,
               help="Dynamic sequence length 1..L (default: the model's own maximum, if it declares one).")
@@ -38,11 +43,24 @@ from hyena_deploy.strategies import CHOICES, auto
                    "plus the manifest OUT.buckets.json for BucketedModel, written last.")
 @tolerance_options
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
+@click.option("--stateful", is_flag=True,
+              help="Write a streaming-generation directory OUTPUT (decode.onnx + hyena_deploy.json) instead.")
+@click.option("--max-context", type=int,
+              help="With --stateful: longest prompt + generation (default: the model's maximum length).")
 def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | None, max_seq_len: int | None,
            batch: int | None, opset: int, precision: str, low_precision_io: bool, buckets: str | None,
-           atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool) -> None:
+           atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool,
+           stateful: bool, max_context: int | None) -> None:
     """Export SOURCE (model directory, sample name, or FILE.py:factory / package.module:factory) to ONNX."""
     tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(precision))
+    if stateful or max_context is not None:
+        if not stateful:
+            raise HyenaDeployError("--max-context needs --stateful")
+        unsupported = {"--seq-len": seq_len, "--max-seq-len": max_seq_len, "--batch": batch, "--buckets": buckets,
+                       "--precision fp16/bf16": precision != "fp32", "--low-precision-io": low_precision_io}
+        run_stateful_export(source, output, max_context=max_context, opset=opset, tolerance=tolerance,
+                            verify=not no_verify, unsupported=unsupported)
+        return
     options = dict(fftconv=fftconv, target=target, batch=batch, opset=opset, precision=precision,
                    keep_io_types=not low_precision_io, tolerance=tolerance, verify=not no_verify)
     options.update({k: v for k, v in (("seq_len", seq_len), ("max_seq_len", max_seq_len)) if v is not None})
@@ -60,7 +78,7 @@ def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | 
 
 def _print_result(result: ExportResult) -> None:
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}")
     kinds = ", ".join(sorted({s.strategy for s in result.sites})) or "none"
     console.print(f"{len(result.sites)} long convolution(s) rewritten ({kinds}); "
                   f"sequence length {'1..' if result.dynamic_seq_len else ''}{result.max_seq_len}")

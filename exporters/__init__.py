@@ -1,4 +1,5 @@
-"""Model-family adapters. Importing this package registers every family module in it."""
+"""Model-family adapters, installed as ``hyena_deploy.exporters`` (``hyena_deploy/exporters`` links to this
+folder). Importing this package registers every family module in it."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exporters.safari_layout import (build_backbone, build_operator, config_int, fill_shared_freq, hyena_code,
+from hyena_deploy.exporters.safari_layout import (build_backbone, build_operator, config_int, fill_shared_freq, hyena_code,
                                      is_hyena_lm, is_hyenadna_hydra, model_dict, strip_prefix, untie_check)
 from hyena_deploy.checkpoints import load_into, load_state_dict, read_config, sha256_files, single_weights_file
 from hyena_deploy.errors import HyenaDeployError

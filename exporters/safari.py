@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from exporters.safari_layout import (EXAMPLE_LENGTH, build_backbone, build_operator, config_int, example_ids,
+from hyena_deploy.exporters.safari_layout import (EXAMPLE_LENGTH, build_backbone, build_operator, config_int, example_ids,
                                      fill_shared_freq, hyena_code, is_hyena_lm, is_hyenadna_hydra, model_dict,
                                      remap_legacy, strip_prefix, untie_check)
 from hyena_deploy.checkpoints import load_into, load_state_dict, read_config, sha256_files, single_weights_file

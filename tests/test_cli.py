@@ -112,7 +112,7 @@ class _Evil:
     ("unknown_sample", "no such directory, sample"),
     ("corrupt_weights", "not a readable safetensors"),
     ("corrupt_config", "not valid JSON"),
-    ("no_weights", "no weights file"),
+    ("no_weights", "expected one weights file"),
     ("pickle", "refused"),
     ("factory_raises", "raised RuntimeError: factory exploded"),
     ("factory_missing", "has no callable"),

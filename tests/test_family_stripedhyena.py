@@ -89,7 +89,7 @@ def test_matches_the_packages_own_forward(checkpoints):
     from stripedhyena.model import StripedHyena
     from stripedhyena.utils import dotdict
 
-    from exporters.stripedhyena import package_config
+    from hyena_deploy.exporters.stripedhyena import package_config
 
     directory = checkpoints["hyena_only"]
     loaded = load_directory(directory)

@@ -67,8 +67,7 @@ def test_sample_exports_from_the_installed_wheel(installed: tuple[Path, Path], t
     assert (tmp_path / "x.onnx").is_file() and "PASSED" in result.stdout
 
 
-@pytest.mark.xfail(reason="the family adapters still install as a top-level package 'exporters' until they are "
-                          "mapped to hyena_deploy.exporters (issue 12, item 7, lead's share)", strict=False)
-def test_no_top_level_exporters_package(installed: tuple[Path, Path]) -> None:
+def test_families_install_under_the_project_namespace(installed: tuple[Path, Path]) -> None:
     _, site = installed
     assert not (site / "exporters").exists()
+    assert (site / "hyena_deploy" / "exporters" / "safari.py").is_file()

@@ -23,8 +23,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for samples/_common.py
 from _common import perturb  # noqa: E402
-from exporters.hyenadna import HF_SHIFT, hf_operator
-from exporters.safari_layout import build_backbone, build_operator
+from hyena_deploy.exporters.hyenadna import HF_SHIFT, hf_operator
+from hyena_deploy.exporters.safari_layout import build_backbone, build_operator
 from hyena_deploy.models.backbone import CausalLM, EmbeddingModel, SequenceClassifier
 
 HEADS = ("HyenaDNAForCausalLM", "HyenaDNAModel", "HyenaDNAForSequenceClassification")

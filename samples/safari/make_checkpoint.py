@@ -21,7 +21,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for samples/_common.py
 from _common import perturb  # noqa: E402
-from exporters.safari_layout import build_backbone, build_operator
+from hyena_deploy.exporters.safari_layout import build_backbone, build_operator
 from hyena_deploy.models.backbone import CausalLM
 
 WEIGHT_NAMES = {"safetensors": "model.safetensors", "bin": "pytorch_model.bin", "ckpt": "last.ckpt"}

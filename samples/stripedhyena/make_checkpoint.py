@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from exporters.stripedhyena import build_model
+from hyena_deploy.exporters.stripedhyena import build_model
 
 COMMON = {
     "hidden_size": 32, "num_filters": 32, "num_attention_heads": 4, "proj_groups": 2, "short_filter_length": 3,

@@ -17,6 +17,7 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.pipeline import export_model
 from hyena_deploy.runtime import BucketedModel, EngineModel, OrtModel
 from hyena_deploy.sources import load_source
+from tests.test_serve_toy import VOCAB, greedy_reference, weights, write_stateful_dir
 
 # Everything an application install (numpy + onnxruntime + hyena-deploy --no-deps) lacks.
 HEAVY = ("torch", "onnx", "onnxscript", "onnx_ir", "onnxsim", "onnxruntime_extensions", "ml_dtypes", "safetensors",
@@ -39,6 +40,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("runtime")
     export_model("hyena-tiny", out / "tiny.onnx", verify=False)
     export_buckets("hyena-tiny", out / "bucketed.onnx", [16, 64], verify=False)
+    write_stateful_dir(out / "toy", weights(4))
     return {"graph": out / "tiny.onnx", "manifest": out / "bucketed.buckets.json", "dir": out}
 
 
@@ -60,11 +62,8 @@ def test_runtime_runs_with_torch_and_onnx_blocked(exported: dict[str, Path]) -> 
         a, b = np.load(d + "/ids_a.npy"), np.load(d + "/ids_b.npy")
         np.save(d + "/out_graph.npy", OrtModel({str(exported["graph"])!r}, threads=1).run([a])[0])
         np.save(d + "/out_bucket.npy", BucketedModel({str(exported["manifest"])!r}, threads=1).run([b])[0])
-        try:
-            import hyena_deploy.runtime.generator  # the streaming stream's Generator, where it exists
-        except ModuleNotFoundError as exc:
-            if exc.name != "hyena_deploy.runtime.generator":
-                raise
+        from hyena_deploy.runtime.generator import Generator
+        np.save(d + "/out_tokens.npy", Generator(d + "/toy", threads=1).generate(a[:1] % {VOCAB}, 5))
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in {set(HEAVY)!r})
         print("loaded:", heavy)
     """, exported["dir"])
@@ -76,6 +75,8 @@ def test_runtime_runs_with_torch_and_onnx_blocked(exported: dict[str, Path]) -> 
             expected = module(torch.from_numpy(ids[ids_name])).numpy()
         got = np.load(exported["dir"] / f"out_{name}.npy")
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=name)
+    tokens = np.load(exported["dir"] / "out_tokens.npy")
+    np.testing.assert_array_equal(tokens[0], greedy_reference(weights(4), ids["a"][0] % VOCAB, 5))
     in_process = OrtModel(onnx_io.load(exported["graph"]), threads=1).run([ids["a"]])[0]
     np.testing.assert_allclose(np.load(exported["dir"] / "out_graph.npy"), in_process, rtol=1e-6, atol=1e-6)
 

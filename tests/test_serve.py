@@ -19,7 +19,7 @@ from hyena_deploy.runtime.layout import read_layout
 from hyena_deploy.serve import package_triton
 from hyena_deploy.serve.config import ServeOptions, stateful_config
 from hyena_deploy.serve.crosscheck import check_config
-from hyena_deploy.serve.emulate import Request, SequenceBatcher, check_dynamic_batching, check_sequence_batching, greedy_tokens
+from hyena_deploy.serve.emulate import DecodeModel, Request, SequenceBatcher, check_dynamic_batching, check_sequence_batching, greedy_tokens
 from hyena_deploy.serve.model_config import parse, to_text
 from hyena_deploy.serve.signature import graph_signature, load_graph
 from tests.test_serve_toy import VOCAB, greedy_reference, weights, write_stateful_dir
@@ -107,7 +107,7 @@ def test_emulated_sequences_equal_full_recompute(toy, strategy: str, max_batch: 
     layout = read_layout(directory)
     config = parse(to_text(stateful_config(graph_signature(load_graph(layout.decode)), layout,
                                            ServeOptions("toy", max_batch=max_batch, strategy=strategy))))
-    report = check_sequence_batching(config, OrtModel(layout.decode), "input_ids", "logits", VOCAB,
+    report = check_sequence_batching(config, DecodeModel(layout.decode), "input_ids", "logits", VOCAB,
                                      lambda prompt, n: greedy_reference(w, prompt, n), "full recompute",
                                      seed=int(np.random.default_rng().integers(1 << 30)))
     assert report.largest_batch == min(max_batch, 3)  # three live sequences share the one-token steps
@@ -118,7 +118,7 @@ def test_start_resets_a_live_sequence_and_end_frees_it(toy) -> None:
     layout = read_layout(directory)
     config = parse(to_text(stateful_config(graph_signature(load_graph(layout.decode)), layout,
                                            ServeOptions("toy", max_batch=2))))
-    batcher = SequenceBatcher(config, OrtModel(layout.decode))
+    batcher = SequenceBatcher(config, DecodeModel(layout.decode))
     prompt = np.array([3, 1, 4, 1, 5])
     first = greedy_tokens(batcher, "input_ids", "logits", {7: prompt}, 4, end=False)[7]
     again = greedy_tokens(batcher, "input_ids", "logits", {7: prompt}, 4)[7]  # START while 7 still holds state
@@ -138,7 +138,7 @@ def test_start_control_input_is_wired_and_fed(tmp_path: Path) -> None:
     check_config(config, signature, layout)
     control = config.sequence_batching.control_input
     assert [(c.name, list(c.control[0].int32_false_true)) for c in control] == [("START", [0, 1])]
-    check_sequence_batching(config, OrtModel(layout.decode), "input_ids", "logits", VOCAB,
+    check_sequence_batching(config, DecodeModel(layout.decode), "input_ids", "logits", VOCAB,
                             lambda prompt, n: greedy_reference(w, prompt, n), "full recompute")
 
 
@@ -235,3 +235,48 @@ def test_cli_package_and_its_errors(toy, tmp_path: Path) -> None:
                                    "toy_lm", *args])
         assert bad.exit_code != 0 and needle in bad.output
         assert len([line for line in bad.output.splitlines() if line.strip()]) == 1, bad.output
+
+
+def test_exported_stateful_directory_reproduces_generate(tmp_path: Path) -> None:
+    """A real `export --stateful` directory: the emulated Triton client's tokens equal Generator.generate's."""
+    from hyena_deploy.runtime.generator import Generator
+    from hyena_deploy.stateful.export import export_stateful
+
+    directory = tmp_path / "tiny_stateful"
+    export_stateful("hyena-tiny", directory, max_context=48, verify=False)
+    result = package_triton(directory, tmp_path / "repo", max_batch=2)
+    assert any("Generator.generate" in c for c in result.checks), result.checks
+    layout = read_layout(directory)
+    config = _config(result.entry)
+    batcher = SequenceBatcher(config, DecodeModel(layout.decode))
+    rng = np.random.default_rng()
+    prompts = {11: rng.integers(0, layout.vocab_size, 6), 12: rng.integers(0, layout.vocab_size, 6)}
+    got = greedy_tokens(batcher, layout.input_ids, layout.logits, prompts, 10)
+    generator = Generator(directory)
+    for corrid, prompt in prompts.items():
+        np.testing.assert_array_equal(got[corrid], generator.generate(prompt[None], 10)[0])
+    assert max(batcher.batch_sizes) == 2
+
+
+def test_engine_with_sidecar_is_packaged_for_tensorrt(graph: Path, tmp_path: Path) -> None:
+    """No TensorRT here: a stand-in engine file with a real sidecar (the config comes from its source graph)."""
+    from hyena_deploy.tensorrt.engine_meta import EngineMeta, sidecar_path, write_sidecar
+    from hyena_deploy.tensorrt.shapes import InputShape
+
+    engine = tmp_path / "tiny.engine"
+    engine.write_bytes(b"stand-in for a serialized engine")
+    meta = EngineMeta(tensorrt_version="10.8.0", gpu_name="test GPU", compute_capability=(9, 0),
+                      profile=(InputShape("input_ids", (1, 1), (4, 64), (8, 256)),), precision="fp32", tf32=False,
+                      hardware_compat="none", version_compatible=False, plugin_libraries=(), plugins_serialized=False,
+                      builder_opt_level=3, workspace_mb=None, source_onnx=str(graph), source_onnx_sha256="",
+                      engine_sha256="", hyena_deploy_version="test")
+    write_sidecar(sidecar_path(engine), meta)
+    result = package_triton(engine, tmp_path / "repo", max_batch=8)
+    config = _config(result.entry)
+    assert (config.backend, config.default_model_filename, config.instance_group[0].kind) == ("tensorrt",
+                                                                                            "model.plan", 1)
+    assert (result.entry / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    with pytest.raises(HyenaDeployError, match="engine takes batch 1..8"):
+        package_triton(engine, tmp_path / "repo", name="wide", max_batch=16)
+    with pytest.raises(HyenaDeployError, match="--kind gpu"):
+        package_triton(engine, tmp_path / "repo", name="cpu", kind="cpu")

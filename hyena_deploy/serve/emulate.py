@@ -17,12 +17,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.runtime.backend import Backend
+from hyena_deploy.runtime.sessions import open_session
 
 NUMPY_TYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64, "TYPE_INT64": np.int64,
                "TYPE_INT32": np.int32, "TYPE_INT16": np.int16, "TYPE_INT8": np.int8, "TYPE_UINT8": np.uint8,
                "TYPE_UINT32": np.uint32, "TYPE_UINT64": np.uint64, "TYPE_BOOL": np.bool_}
+
+
+class DecodeModel:
+    """A stateful decode graph behind the Backend interface (OrtModel's full-sequence length check does not
+    apply: state inputs have no sequence axis)."""
+
+    def __init__(self, path, threads: int | None = None) -> None:
+        self.session = open_session(path, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(None, dict(zip(self.input_names, inputs)))
+        except Exception as exc:  # ORT raises its own exception types
+            raise HyenaDeployError(f"ONNX Runtime failed: {first_line(exc)}") from None
 
 
 @dataclass

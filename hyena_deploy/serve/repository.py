@@ -23,7 +23,7 @@ from hyena_deploy.runtime.layout import StatefulLayout, is_stateful_dir, read_la
 from hyena_deploy.serve import model_config
 from hyena_deploy.serve.config import MODEL_FILES, ServeOptions, full_sequence_config, stateful_config
 from hyena_deploy.serve.crosscheck import check_config
-from hyena_deploy.serve.emulate import EmulationReport, SequenceBatcher, check_dynamic_batching, \
+from hyena_deploy.serve.emulate import DecodeModel, EmulationReport, SequenceBatcher, check_dynamic_batching, \
     check_sequence_batching, greedy_tokens
 from hyena_deploy.serve.signature import Signature, engine_signature, external_data_files, graph_signature, load_graph
 from hyena_deploy.tensorrt.engine_meta import sidecar_path
@@ -131,7 +131,7 @@ def _refuse_state_like(signature: Signature, source: Path) -> None:
 
 
 def _emulate_sequences(config, layout: StatefulLayout) -> EmulationReport:
-    model = OrtModel(layout.decode, threads=1)
+    model = DecodeModel(layout.decode, threads=1)
     try:
         from hyena_deploy.runtime.generator import Generator
     except ModuleNotFoundError as exc:

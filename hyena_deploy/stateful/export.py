@@ -33,6 +33,7 @@ from hyena_deploy.runtime.generator import Generator
 from hyena_deploy.runtime.sessions import open_session
 from hyena_deploy.sources import load_source
 from hyena_deploy.stateful.decoders import build_decoder
+from hyena_deploy.stateful.genai import GENAI_FILE, genai_config
 from hyena_deploy.stateful.layout import DECODE_FILE, INPUT_IDS, LAYOUT_FILE, LOGITS, layout_json
 from hyena_deploy.stateful.tokenizers import describe_tokenizer
 from hyena_deploy.trace import IR_VERSION
@@ -91,8 +92,18 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
             raise HyenaDeployError(f"stateful parity failed: {worst.summary()} (nothing written)")
     directory.mkdir(exist_ok=True)
     files = onnx_io.save(model, directory / DECODE_FILE)
-    write_atomic(directory / LAYOUT_FILE, (json.dumps(layout, indent=2) + "\n").encode())
+    genai = genai_config(decoder.specs, layout["vocab_size"], max_context, layout["special_tokens"])
+    if genai is not None:
+        write_atomic(directory / GENAI_FILE, _json_bytes(genai))
+        files.append(directory / GENAI_FILE)
+    else:
+        (directory / GENAI_FILE).unlink(missing_ok=True)  # left by an earlier export into the same directory
+    write_atomic(directory / LAYOUT_FILE, _json_bytes(layout))
     return StatefulExport([*files, directory / LAYOUT_FILE], layout, reports, greedy, notes)
+
+
+def _json_bytes(payload: dict) -> bytes:
+    return (json.dumps(payload, indent=2) + "\n").encode()
 
 
 def _resolve_max_context(loaded: LoadedModel, max_context: int | None) -> int:

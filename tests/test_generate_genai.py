@@ -1,0 +1,66 @@
+"""ONNX Runtime GenAI generates from a stateful directory as it stands (modal/FIR-only models)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hyena_deploy.runtime.generator import Generator
+from hyena_deploy.sources import load_source
+from hyena_deploy.stateful.export import export_stateful
+from hyena_deploy.stateful.genai import genai_config
+from hyena_deploy.stateful.layout import StateSpec, position_spec
+
+og = pytest.importorskip("onnxruntime_genai", reason="onnxruntime-genai is not installed (pip install "
+                                                      "'hyena-deploy[genai]'; it needs onnxruntime >= 1.31)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _striped_hyena(directory: Path, hyena_only: bool) -> None:
+    spec = importlib.util.spec_from_file_location("make_sh_genai", ROOT / "samples/stripedhyena/make_checkpoint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_checkpoint(directory, hyena_only=hyena_only)
+
+
+def test_onnxruntime_genai_greedy_equals_generator_and_pytorch(tmp_path: Path) -> None:
+    _striped_hyena(tmp_path / "ckpt", hyena_only=True)
+    out = tmp_path / "out"
+    export_stateful(str(tmp_path / "ckpt"), out, max_context=64)
+    config = json.loads((out / "genai_config.json").read_text())
+    assert config["model"]["decoder"]["num_hidden_layers"] == 3
+    prompt = np.random.default_rng().integers(0, 256, (1, 7))
+    model = og.Model(str(out))
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=7 + 40, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(prompt.astype(np.int32))
+    tokens = []
+    while not generator.is_done():
+        generator.generate_next_token()
+        tokens.append(int(generator.get_next_tokens()[0]))
+    assert len(tokens) == 40
+    assert tokens == Generator(out).generate(prompt, 40)[0].tolist()
+    module = load_source(str(tmp_path / "ckpt")).module.eval()
+    sequence = torch.from_numpy(prompt)
+    with torch.no_grad():
+        for _ in range(40):
+            sequence = torch.cat([sequence, module(sequence)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert tokens == sequence[0, 7:].tolist()
+
+
+def test_no_genai_config_for_layouts_it_cannot_drive() -> None:
+    """History states, attention KV (with the position) and layers of different shapes are not GenAI's layout."""
+    def pair(layer: int, kind: str = "modal_complex", modes: int = 2) -> list[StateSpec]:
+        return [StateSpec("fir", "conv_state", layer, (96, 2)), StateSpec(kind, "recurrent_state", layer, (32, modes, 2))]
+
+    assert genai_config(pair(0) + pair(1), 512, 64, {})["model"]["decoder"]["num_hidden_layers"] == 2
+    assert genai_config(pair(0) + pair(1, modes=3), 512, 64, {}) is None
+    assert genai_config(pair(0) + pair(1, kind="history"), 512, 64, {}) is None
+    attention = [StateSpec("key", "key", 1, (2, 64, 8)), StateSpec("value", "value", 1, (2, 64, 8)), position_spec()]
+    assert genai_config(pair(0) + attention, 512, 64, {}) is None

@@ -43,6 +43,7 @@ Progress = Callable[[str], None]
 PREFILL_CHUNKS = (1, 7, 100)
 DECODE_STEPS = 8
 GREEDY_TOKENS = 16
+STATEFUL_KEY = metadata.PREFIX + "stateful"  # read by hyena_deploy.tensorrt.shapes (decode-time profile)
 
 
 @dataclass
@@ -72,7 +73,7 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
     model = trace_decoder(decoder, loaded.vocab_size or 2, max_context, opset)
     metadata.write(model, {metadata.VERSION: tool_version(), metadata.MAX_SEQ_LEN: str(max_context),
                            metadata.DYNAMIC_SEQ: "true", metadata.DYNAMIC_BATCH: "true", metadata.PRECISION: "fp32",
-                           metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name})
+                           STATEFUL_KEY: "true", metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name})
     onnx_io.check(model)
     problems = check_compatibility(model, TENSORRT_10)
     notes = [f"TensorRT 10: {p.reason}" for p in problems]

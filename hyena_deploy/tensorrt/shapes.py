@@ -120,7 +120,9 @@ def dim_defaults(model: onnx.ModelProto) -> dict[str, tuple[DimDefault, ...] | N
             elif axis == 0 and (dim.dim_param == "batch" or meta.get("dynamic_batch") == "true"):
                 dims.append(DimDefault(1, 1, DEFAULT_MAX_BATCH, "batch"))
             elif axis == 1 and max_len and (dim.dim_param == "seq" or meta.get("dynamic_seq_len") == "true"):
-                dims.append(DimDefault(1, max_len, max_len, "seq", limit=max_len))
+                # A stateful decode graph (export --stateful) spends its time on one token per call.
+                opt = 1 if meta.get("stateful") == "true" else max_len
+                dims.append(DimDefault(1, opt, max_len, "seq", limit=max_len))
             else:
                 dims.append(DimDefault(1, None, None, dim.dim_param or "dynamic"))
         defaults[vi.name] = tuple(dims)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from hyena_deploy import metadata, onnx_io, targets, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import probe_lengths
+from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.passes import graph_passes, run_passes
 from hyena_deploy.rewrite.replace import RewrittenSite, is_length_dynamic, sites_json, static_length
 from hyena_deploy.runners.ort_runner import OrtRunner
@@ -39,10 +41,10 @@ def rewrite_file(source: Path, output: Path, fftconv: str, max_seq_len: int | No
         raise HyenaDeployError(f"{source}: no FFT convolution rewritten (nothing to do){': ' + reasons if reasons else ''}")
     new = result.model
     length = max_seq_len if dynamic else static_length(model)
-    metadata.write(new, {metadata.VERSION: tool_version(), metadata.STRATEGY: fftconv,
-                         metadata.SITES: sites_json(result.sites), metadata.MAX_SEQ_LEN: str(length),
-                         metadata.DYNAMIC_SEQ: str(dynamic).lower(), metadata.PRECISION: "fp32",
-                         metadata.TARGET: target})
+    batch_dims = [vi.type.tensor_type.shape.dim[0] for vi in model.graph.input if vi.type.tensor_type.shape.dim]
+    metadata.write(new, GraphInfo(tool_version(), fftconv, sites_json(result.sites), length, dynamic,
+                                  dynamic_batch=not all(d.HasField("dim_value") for d in batch_dims), target=target,
+                                  skipped=[asdict(s) for s in result.skipped]).props())
     onnx_io.check(new)
     warnings = [str(p) for p in targets.require_compatible(new, target, f"the rewritten graph does not run on {target}")]
     reports: list[OutputReport] = []

@@ -13,6 +13,7 @@ import onnx
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder, axis1_length, topological_sort
 from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.names import PADDING_PREFIX
 from hyena_deploy.runners.torch_runner import TorchRunner
 
 CAUSALITY_TOLERANCE = 1e-5  # relative L2 between m(x[:, :L]) and m(x)[:, :L]
@@ -47,7 +48,7 @@ def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Genera
 def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
     """Turn a graph traced at ``max_len`` into one taking any 1 <= L <= max_len, in place."""
     graph = model.graph
-    nb = NodeBuilder("hyena_dynamic_length")
+    nb = NodeBuilder(PADDING_PREFIX)
     seq_inputs = [vi for vi in graph.input if axis1_length(vi) == max_len]
     if not seq_inputs:
         raise HyenaDeployError(f"no graph input has length {max_len} on axis 1")

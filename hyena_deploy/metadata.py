@@ -24,6 +24,7 @@ PRECISION = PREFIX + "precision"          # fp32, fp16 or bf16
 SOURCE_SHA256 = PREFIX + "source_sha256"  # digest of the source files (config, weights, factory)
 SOURCE = PREFIX + "source"                # SOURCE as given on the command line
 TARGET = PREFIX + "target"                # the target the graph was exported for (hyena_deploy.targets)
+SKIPPED = PREFIX + "skipped_sites"        # JSON list: per FFT convolution left as traced {node_name, module, reason}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class GraphInfo:
     source: str | None = None
     source_sha256: str | None = None
     target: str | None = None
+    skipped: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> GraphInfo:
@@ -52,7 +54,18 @@ class GraphInfo:
                    dynamic_seq_len=flag.get(raw.get("dynamic_seq_len", "")),
                    dynamic_batch=flag.get(raw.get("dynamic_batch", "true"), True),
                    precision=raw.get("precision", "fp32"), source=raw.get("source"),
-                   source_sha256=raw.get("source_sha256"), target=raw.get("target"))
+                   source_sha256=raw.get("source_sha256"), target=raw.get("target"),
+                   skipped=json.loads(raw["skipped_sites"]) if "skipped_sites" in raw else [])
+
+    def props(self) -> dict[str, str]:
+        """The prefixed metadata map that :meth:`from_props` reads back (fields left None are not written)."""
+        values = {VERSION: self.version, STRATEGY: self.strategy, SITES: json.dumps(self.sites, sort_keys=True),
+                  MAX_SEQ_LEN: None if self.max_seq_len is None else str(self.max_seq_len),
+                  DYNAMIC_SEQ: None if self.dynamic_seq_len is None else str(self.dynamic_seq_len).lower(),
+                  DYNAMIC_BATCH: str(self.dynamic_batch).lower(), PRECISION: self.precision, SOURCE: self.source,
+                  SOURCE_SHA256: self.source_sha256, TARGET: self.target,
+                  SKIPPED: json.dumps(self.skipped, sort_keys=True)}
+        return {key: value for key, value in values.items() if value is not None}
 
     @classmethod
     def of(cls, model: onnx.ModelProto) -> GraphInfo:

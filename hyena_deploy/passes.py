@@ -15,6 +15,7 @@ import onnx
 
 from hyena_deploy.lengths import make_length_dynamic
 from hyena_deploy.precision import apply_precision
+from hyena_deploy.rewrite.find import SkippedSite
 from hyena_deploy.rewrite.replace import RewrittenSite, rewrite_fftconvs
 
 
@@ -25,6 +26,7 @@ class PassResult:
     model: onnx.ModelProto
     notes: list[str] = field(default_factory=list)
     sites: list[RewrittenSite] = field(default_factory=list)
+    skipped: list[SkippedSite] = field(default_factory=list)
 
 
 GraphPass = Callable[[onnx.ModelProto], PassResult]
@@ -35,7 +37,7 @@ def fftconv_pass(choose: Callable[[np.ndarray], str], max_seq_len: int | None = 
     def run(model: onnx.ModelProto) -> PassResult:
         new, sites, skipped = rewrite_fftconvs(model, choose, max_seq_len)
         notes = [str(s) for s in skipped] + ([] if sites else ["no FFT long convolution found: the graph is left as traced"])
-        return PassResult(new, notes, sites)
+        return PassResult(new, notes, sites, skipped)
     return run
 
 
@@ -70,9 +72,10 @@ def graph_passes(choose: Callable[[np.ndarray], str], *, pad_to: int | None = No
 
 
 def run_passes(model: onnx.ModelProto, passes: list[GraphPass]) -> PassResult:
-    """Run ``passes`` in order; the last model, all notes and all rewritten sites."""
+    """Run ``passes`` in order; the last model, all notes, all rewritten and all skipped sites."""
     result = PassResult(model)
     for graph_pass in passes:
         step = graph_pass(result.model)
-        result = PassResult(step.model, result.notes + step.notes, result.sites + step.sites)
+        result = PassResult(step.model, result.notes + step.notes, result.sites + step.sites,
+                            result.skipped + step.skipped)
     return result

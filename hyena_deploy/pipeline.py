@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ from hyena_deploy import metadata, onnx_io, targets, tool_version
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.lengths import check_right_padding, probe_lengths
 from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.passes import graph_passes, run_passes
 from hyena_deploy.rewrite.replace import RewrittenSite, sites_json
 from hyena_deploy.runners import Runner
@@ -91,11 +92,9 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
                           keep_io_types=keep_io_types)
     result = run_passes(traced, passes)
     model = result.model
-    metadata.write(model, {
-        metadata.VERSION: tool_version(), metadata.STRATEGY: fftconv, metadata.SITES: sites_json(result.sites),
-        metadata.MAX_SEQ_LEN: str(lengths.length), metadata.DYNAMIC_SEQ: str(lengths.dynamic).lower(),
-        metadata.DYNAMIC_BATCH: str(batch is None).lower(), metadata.PRECISION: precision,
-        metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name, metadata.TARGET: target})
+    metadata.write(model, GraphInfo(
+        tool_version(), fftconv, sites_json(result.sites), lengths.length, lengths.dynamic, batch is None, precision,
+        loaded.name, loaded.source_sha256, target, [asdict(s) for s in result.skipped]).props())
     onnx_io.check(model)
     warnings = [str(p) for p in targets.require_compatible(model, target, f"the exported graph does not run on {target}")]
     reports: list[OutputReport] = []

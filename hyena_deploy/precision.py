@@ -10,7 +10,7 @@ types that run. :func:`apply_precision` therefore retypes the graph itself, as M
   Div, Reciprocal): sums over a whole axis lose most of fp16's 10 or bf16's 7 mantissa bits, and
   squares, exponentials and quotients leave fp16's range (65504) where fp32 does not. Pointwise and
   data-movement ops also go low, so activations stay low between matmuls;
-* every FFT-convolution island (node names starting with :data:`NODE_PREFIX`) stays fp32 with its
+* every FFT-convolution island (node names starting with :data:`FFTCONV_PREFIX`) stays fp32 with its
   filter spectra: the unnormalized DC bin is a sum over the sequence;
 * the padding wrapper of dynamic-length graphs (:data:`PADDING_PREFIX`) runs in the I/O type;
 * only FLOAT tensors are retyped: token ids, shapes and indices keep their integer types;
@@ -35,12 +35,10 @@ from hyena_deploy import metadata
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import remove_dead, topological_sort
 from hyena_deploy.plugins.schema import register_schema
-from hyena_deploy.rewrite.replace import NODE_PREFIX
+from hyena_deploy.names import CAST_PREFIX, FFTCONV_PREFIX, PADDING_PREFIX
 from hyena_deploy.verify.metrics import PRECISIONS
 
 LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
-PADDING_PREFIX = "hyena_dynamic_length"  # node names of lengths.make_length_dynamic
-CAST_PREFIX = "hyena_precision"          # node names of the Casts inserted here
 FP16_MAX = float(np.finfo(np.float16).max)
 
 _DATA_MOVEMENT = frozenset({"Concat", "ConstantOfShape", "Expand", "Flatten", "Gather", "Identity", "Pad",
@@ -213,7 +211,7 @@ class _Lowering:
         topological_sort(self.graph)
 
     def _compute_type(self, node: onnx.NodeProto) -> int:
-        if node.name.startswith(NODE_PREFIX):
+        if node.name.startswith(FFTCONV_PREFIX):
             return TensorProto.FLOAT
         if node.name.startswith(PADDING_PREFIX):
             return self.io
@@ -243,7 +241,7 @@ class _Lowering:
         if compute != TensorProto.FLOAT and untyped:
             raise HyenaDeployError(f"cannot lower {node.name or node.op_type} to {_SUFFIX[compute]}: shape "
                                    f"inference gives no type for {untyped[0]}")
-        any_type = node.op_type in _ANY_INPUT_TYPE and not node.name.startswith(NODE_PREFIX)
+        any_type = node.op_type in _ANY_INPUT_TYPE and not node.name.startswith(FFTCONV_PREFIX)
         for i, name in enumerate(node.input):
             if name in self.held:
                 node.input[i] = self._read(name, self.held[name][1] if any_type else compute)

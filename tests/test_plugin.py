@@ -10,7 +10,8 @@ import torch
 from onnx import TensorProto, helper
 
 from hyena_deploy.graph import NodeBuilder
-from hyena_deploy.plugins import DOMAIN, VERSION, register_schema, session_options_for
+from hyena_deploy.plugins.ort_fftconv import session_options_for
+from hyena_deploy.plugins.schema import DOMAIN, VERSION, register_schema
 from hyena_deploy.plugins.fftconv_math import fftconv_plugin_reference
 from hyena_deploy.spectral import causal_conv_reference, fft_size_for
 from hyena_deploy.strategies import plugin

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.pipeline import export_model
 from hyena_deploy.precision import LOW_TYPES, apply_precision, elem_types, for_onnxruntime
-from hyena_deploy.rewrite.replace import NODE_PREFIX
+from hyena_deploy.names import FFTCONV_PREFIX
 from hyena_deploy.runtime import OrtModel
 from hyena_deploy.sources import load_source
 from hyena_deploy.runners.torch_runner import TorchRunner
@@ -61,7 +61,7 @@ def _rel_l2_errors(source: str, model: onnx.ModelProto, precision: str, view: bo
 def _island_types_are_fp32(model: onnx.ModelProto) -> None:
     types = elem_types(model)
     inits = {t.name: t.data_type for t in model.graph.initializer}
-    islands = [n for n in model.graph.node if n.name.startswith(NODE_PREFIX)]
+    islands = [n for n in model.graph.node if n.name.startswith(FFTCONV_PREFIX)]
     assert islands
     for node in islands:
         for name in filter(None, (*node.input, *node.output)):
@@ -87,7 +87,7 @@ def test_lowered_export_meets_tolerance_with_fp32_fftconv(exported, name: str, s
     _island_types_are_fp32(low)
     types, before = elem_types(low), elem_types(fp32)
     assert all(types[n] == t for n, t in before.items() if n in types and t not in FLOATS), "integer retyped"
-    outside = [n for n in low.graph.node if not n.name.startswith(NODE_PREFIX)]
+    outside = [n for n in low.graph.node if not n.name.startswith(FFTCONV_PREFIX)]
     assert any(n.op_type in ("MatMul", "Gemm") and types[n.output[0]] == LOW_TYPES[precision] for n in outside)
     inits = {t.name for t in low.graph.initializer}
     assert not [n.name for n in outside if n.op_type == "Cast" and n.input[0] in inits], "weights cast at run time"

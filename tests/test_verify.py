@@ -12,7 +12,7 @@ from onnx import numpy_helper
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.pipeline import export_model
-from hyena_deploy.rewrite.replace import NODE_PREFIX
+from hyena_deploy.names import FFTCONV_PREFIX
 from hyena_deploy.sources import load_source
 from hyena_deploy.verify import Tolerance, compare_output
 from hyena_deploy.verify.bisect import bisect, first_divergence
@@ -34,7 +34,7 @@ def _corrupt_site(model: onnx.ModelProto, index: int, gain: float) -> onnx.Model
     """A copy whose FFT-conv site ``index`` has every constant of its replacement scaled by ``gain``."""
     bad = onnx.ModelProto()
     bad.CopyFrom(model)
-    prefix = f"{NODE_PREFIX}{index}"
+    prefix = f"{FFTCONV_PREFIX}{index}"
     for i, init in enumerate(bad.graph.initializer):
         if init.name.startswith(prefix) and init.data_type == onnx.TensorProto.FLOAT:
             bad.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * gain, init.name))

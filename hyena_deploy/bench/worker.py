@@ -77,7 +77,7 @@ def _trt_runner(job: dict) -> Runner:
 
 RUNNERS: dict[str, Callable[[dict], Runner]] = {"torch": _torch_runner, "ort": _graph_runner, "trt": _trt_runner}
 IMPORTS = {"torch": ("torch", "hyena_deploy.sources", "hyena_deploy.runners.torch_runner"),
-           "ort": ("onnx", "onnxruntime", "hyena_deploy.plugins", "hyena_deploy.targets"),
+           "ort": ("onnx", "onnxruntime", "hyena_deploy.plugins.ort_fftconv", "hyena_deploy.targets"),
            "trt": ("onnx", "torch", "hyena_deploy.runners.trt_runner", "hyena_deploy.tensorrt.trt_api",
                    "hyena_deploy.tensorrt.plan")}
 

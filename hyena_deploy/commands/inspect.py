@@ -14,6 +14,7 @@ from hyena_deploy.compat import verdict
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.report import console
+from hyena_deploy.rewrite.find import SkippedSite, find_sites
 
 
 def _dims(vi: onnx.ValueInfoProto) -> str:
@@ -47,6 +48,9 @@ def inspect(model: Path, target: str | None) -> None:
     if info.version:
         console.print(f"long convolutions: {len(info.sites)} "
                       f"({', '.join(sorted({s['strategy'] for s in info.sites})) or 'none'})")
+    skipped = [str(SkippedSite(**s)) for s in info.skipped] or [str(s) for s in find_sites(proto)[1]]
+    for line in skipped:
+        console.print(f"  {escape(line)}")
     console.print("ops: " + ", ".join(f"{op} {n}" for op, n in sorted(Counter(
         (f"{n.domain}::{n.op_type}" if n.domain else n.op_type) for n in proto.graph.node).items())))
     if target is None:

@@ -1,7 +1,5 @@
-"""The fused FFT-convolution custom op ``hyena_deploy::FFTConv``: ONNX schema, ONNX Runtime kernel,
-and (in PyTorch) the math of the TensorRT plugin under ``plugins/tensorrt_fftconv``."""
-
-from hyena_deploy.plugins.ort_fftconv import session_options_for
-from hyena_deploy.plugins.schema import DOMAIN, OP_TYPE, VERSION, register_schema
-
-__all__ = ["DOMAIN", "OP_TYPE", "VERSION", "register_schema", "session_options_for"]
+"""The fused FFT-convolution custom op ``hyena_deploy::FFTConv``: ONNX schema (:mod:`.schema`, light), ONNX Runtime
+kernel (:mod:`.ort_fftconv`, loads onnxruntime-extensions) and, in PyTorch, the math of the TensorRT plugin under
+``plugins/tensorrt_fftconv`` (:mod:`.fftconv_math`). Import from the submodules: importing the schema must not
+load a runtime.
+"""

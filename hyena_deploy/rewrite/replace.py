@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.names import FFTCONV_PREFIX
 from hyena_deploy.graph import (NodeBuilder, axis1_length, dedupe_initializers, input_specs, producers,
                                 remove_dead, topological_sort)
 from hyena_deploy.rewrite.find import FFTConvSite, SkippedSite, find_sites
@@ -18,7 +19,6 @@ from hyena_deploy.spectral import support
 from hyena_deploy.strategies import BUILDERS
 
 PREFIX_TOLERANCE = 1e-5  # filter at a short length vs the same lags of the filter at the maximum
-NODE_PREFIX = "hyena_fftconv"  # every replacement node's name starts with this
 TWO_SIDED = ("monarch", "dft", "direct")  # strategies that take filters with negative lags
 
 StrategyChooser = Callable[[np.ndarray], str]
@@ -175,7 +175,7 @@ def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_le
         replaced.add(output)
         old = made_by[output]
         old.output[list(old.output).index(output)] = f"{output}__replaced"
-        nb = NodeBuilder(f"{NODE_PREFIX}{index}")
+        nb = NodeBuilder(f"{FFTCONV_PREFIX}{index}")
         build_site(nb, BUILDERS[strategy], found.boundary.signal, output, filt)
         out.graph.node.extend(nb.nodes)
         out.graph.initializer.extend(nb.initializers)

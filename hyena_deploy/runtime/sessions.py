@@ -97,7 +97,7 @@ def _proto_needing_preparation(source: str | bytes) -> onnx.ModelProto | None:
 def _prepared_session(proto: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
     """A session for a ModelProto: precision view and FFTConv PyOp where the graph needs them."""
     from hyena_deploy import onnx_io
-    from hyena_deploy.plugins import session_options_for
+    from hyena_deploy.plugins.ort_fftconv import session_options_for
     from hyena_deploy.precision import for_onnxruntime
 
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -1,8 +1,8 @@
 """FFT convolution as one fused custom node ``hyena_deploy::FFTConv`` (TensorRT plugin, ORT PyOp).
 
-The graph model must import opset ``(hyena_deploy.plugins.DOMAIN, VERSION)``; TensorRT needs
+The graph model must import opset ``(hyena_deploy.plugins.schema.DOMAIN, VERSION)``; TensorRT needs
 ``libhyena_fftconv_plugin.so`` (``plugins/tensorrt_fftconv``), ONNX Runtime
-:func:`hyena_deploy.plugins.session_options_for`.
+:func:`hyena_deploy.plugins.ort_fftconv.session_options_for`.
 """
 
 from __future__ import annotations

@@ -258,19 +258,28 @@ def test_exported_stateful_directory_reproduces_generate(tmp_path: Path) -> None
     assert max(batcher.batch_sizes) == 2
 
 
-def test_engine_with_sidecar_is_packaged_for_tensorrt(graph: Path, tmp_path: Path) -> None:
-    """No TensorRT here: a stand-in engine file with a real sidecar (the config comes from its source graph)."""
+def _stand_in_engine(engine: Path, source_onnx: Path, max_batch: int) -> None:
+    """No TensorRT here: a stand-in engine file with a real sidecar whose profile covers every graph input."""
     from hyena_deploy.tensorrt.engine_meta import EngineMeta, sidecar_path, write_sidecar
     from hyena_deploy.tensorrt.shapes import InputShape
 
-    engine = tmp_path / "tiny.engine"
+    profile = []
+    for spec in graph_signature(load_graph(source_onnx)).inputs:
+        low = tuple(1 if d is None else d for d in spec.dims)
+        high = (max_batch, *(64 if d is None else d for d in spec.dims[1:]))
+        profile.append(InputShape(spec.name, low, high, high))
     engine.write_bytes(b"stand-in for a serialized engine")
     meta = EngineMeta(tensorrt_version="10.8.0", gpu_name="test GPU", compute_capability=(9, 0),
-                      profile=(InputShape("input_ids", (1, 1), (4, 64), (8, 256)),), precision="fp32", tf32=False,
-                      hardware_compat="none", version_compatible=False, plugin_libraries=(), plugins_serialized=False,
-                      builder_opt_level=3, workspace_mb=None, source_onnx=str(graph), source_onnx_sha256="",
-                      engine_sha256="", hyena_deploy_version="test")
+                      profile=tuple(profile), precision="fp32", tf32=False, hardware_compat="none",
+                      version_compatible=False, plugin_libraries=(), plugins_serialized=False, builder_opt_level=3,
+                      workspace_mb=None, source_onnx=str(source_onnx), source_onnx_sha256="", engine_sha256="",
+                      hyena_deploy_version="test")
     write_sidecar(sidecar_path(engine), meta)
+
+
+def test_engine_with_sidecar_is_packaged_for_tensorrt(graph: Path, tmp_path: Path) -> None:
+    engine = tmp_path / "tiny.engine"
+    _stand_in_engine(engine, graph, 8)
     result = package_triton(engine, tmp_path / "repo", max_batch=8)
     config = _config(result.entry)
     assert (config.backend, config.default_model_filename, config.instance_group[0].kind) == ("tensorrt",
@@ -280,3 +289,16 @@ def test_engine_with_sidecar_is_packaged_for_tensorrt(graph: Path, tmp_path: Pat
         package_triton(engine, tmp_path / "repo", name="wide", max_batch=16)
     with pytest.raises(HyenaDeployError, match="--kind gpu"):
         package_triton(engine, tmp_path / "repo", name="cpu", kind="cpu")
+
+
+def test_stateful_directory_with_its_decode_engine_for_tensorrt(toy, tmp_path: Path) -> None:
+    directory = tmp_path / "toy"
+    shutil.copytree(toy[0], directory)
+    with pytest.raises(HyenaDeployError, match="hyena-deploy build"):
+        package_triton(directory, tmp_path / "repo", backend="tensorrt")
+    _stand_in_engine(directory / "decode.engine", directory / "decode.onnx", 4)
+    result = package_triton(directory, tmp_path / "repo", backend="tensorrt", max_batch=4)
+    config = _config(result.entry)
+    assert config.backend == "tensorrt" and len(config.sequence_batching.state) == 3
+    assert (result.entry / "1" / "model.plan").read_bytes() == (directory / "decode.engine").read_bytes()
+    assert any("the graph the engine was built from" in c for c in result.checks)

@@ -56,31 +56,37 @@ def package_triton(source: Path, repo: Path, *, name: str | None = None, backend
     if not (stateful or engine or source.is_file()):
         raise HyenaDeployError(f"{source}: not an .onnx graph, an engine with its sidecar, or a stateful export "
                                "directory (with hyena_deploy.json)")
-    backend = backend or ("tensorrt" if engine else "onnxruntime")
-    if backend == "tensorrt" and not engine:
-        raise HyenaDeployError(f"{source}: --backend tensorrt packages a TensorRT engine (with its .json sidecar) "
-                               "written by `hyena-deploy build`")
-    if backend == "onnxruntime" and engine:
-        raise HyenaDeployError(f"{source}: a TensorRT engine is served with --backend tensorrt")
+    if batching not in ("auto", "sequence", "dynamic"):
+        raise HyenaDeployError(f"unknown batching {batching!r}: choose auto, dynamic or sequence")
     if batching == "sequence" and not stateful:
         raise HyenaDeployError(f"{source} has no state: sequence_batching needs a stateful export directory "
                                "(hyena-deploy export SOURCE -o DIR --stateful)")
     if batching == "dynamic" and stateful:
         raise HyenaDeployError(f"{source} is a stateful decode graph: Triton must carry its state with "
                                "sequence_batching (drop --batching dynamic)")
-    if batching not in ("auto", "sequence", "dynamic"):
-        raise HyenaDeployError(f"unknown batching {batching!r}: choose auto, dynamic or sequence")
     layout = read_layout(source) if stateful else None
-    graph_path = layout.decode if layout else source
+    backend = backend or ("tensorrt" if engine else "onnxruntime")
+    model_file = layout.decode if layout else source  # what goes into REPO/NAME/V/
+    if layout is not None and backend == "tensorrt":
+        model_file = layout.directory / "decode.engine"
+        if not sidecar_path(model_file).is_file():
+            raise HyenaDeployError(f"{source}: --backend tensorrt serves {model_file.name} with its sidecar; build "
+                                   f"it with `hyena-deploy build {layout.decode} -o {model_file}`")
+        engine = True
+    elif backend == "tensorrt" and not engine:
+        raise HyenaDeployError(f"{source}: --backend tensorrt packages a TensorRT engine (with its .json sidecar) "
+                               "written by `hyena-deploy build`")
+    if backend == "onnxruntime" and engine:
+        raise HyenaDeployError(f"{source}: a TensorRT engine is served with --backend tensorrt")
     result_notes: list[str] = []
     if engine:
-        signature, sidecar = engine_signature(source)
+        signature, sidecar = engine_signature(model_file)
         graph = None
         if sidecar.plugin_libraries and not sidecar.plugins_serialized:
             result_notes.append(f"the engine needs plugin libraries {', '.join(sidecar.plugin_libraries)}: start "
                                 "tritonserver with LD_PRELOAD set to them")
     else:
-        graph = load_graph(graph_path)
+        graph = load_graph(model_file)
         signature = graph_signature(graph)
     if max_batch is None:
         batch_axis_dynamic = all(t.dims and t.dims[0] is None for t in signature.inputs)
@@ -107,14 +113,15 @@ def package_triton(source: Path, repo: Path, *, name: str | None = None, backend
         report = _emulate_sequences(parsed, layout)
         result.checks.append(f"sequence-batcher emulation ({options.strategy}): {report.sequences} sequences, "
                              f"{report.new_tokens} tokens each, {report.executions} executions (largest batch "
-                             f"{report.largest_batch}) reproduce {report.reference}")
+                             f"{report.largest_batch}) reproduce {report.reference}"
+                             f"{' (run on decode.onnx, the graph the engine was built from)' if engine else ''}")
     elif graph is not None and options.max_batch > 1:
-        count = check_dynamic_batching(OrtModel(graph_path, threads=1), _random_requests(graph, 2))
+        count = check_dynamic_batching(OrtModel(model_file, threads=1), _random_requests(graph, 2))
         result.checks.append(f"dynamic batching: {count} requests stacked give each request's own outputs "
                              "(ONNX Runtime)")
     elif engine:
         result.notes.append("the engine was not run here (the batching emulation runs ONNX graphs)")
-    result.files = _write_entry(entry, parsed, graph_path, graph, options, force)
+    result.files = _write_entry(entry, parsed, model_file, graph, options, force)
     return result
 
 
@@ -164,7 +171,7 @@ def _random_requests(graph, count: int) -> list[dict[str, np.ndarray]]:
     return requests
 
 
-def _write_entry(entry: Path, config, graph_path: Path, graph, options: ServeOptions, force: bool) -> list[Path]:
+def _write_entry(entry: Path, config, model_file: Path, graph, options: ServeOptions, force: bool) -> list[Path]:
     """Stage the entry beside its final place, then rename it in (replacing an old one only with ``force``)."""
     repo = entry.parent
     if not repo.is_dir():
@@ -182,12 +189,12 @@ def _write_entry(entry: Path, config, graph_path: Path, graph, options: ServeOpt
         if data_files:  # Triton loads model.onnx/model.onnx with its data files beside it
             target = version_dir / model_name
             target.mkdir()
-            shutil.copyfile(graph_path, target / model_name)
+            shutil.copyfile(model_file, target / model_name)
             for location in data_files:
                 (target / location).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(graph_path.parent / location, target / location)
+                shutil.copyfile(model_file.parent / location, target / location)
         else:
-            shutil.copyfile(graph_path, version_dir / model_name)
+            shutil.copyfile(model_file, version_dir / model_name)
         _fsync_tree(staged)
         if entry.exists():
             if not force:

@@ -11,6 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>

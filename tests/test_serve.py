@@ -255,6 +255,10 @@ def test_exported_stateful_directory_reproduces_generate(tmp_path: Path) -> None
     generator = Generator(directory)
     for corrid, prompt in prompts.items():
         np.testing.assert_array_equal(got[corrid], generator.generate(prompt[None], 10)[0])
+        printed = CliRunner().invoke(main, ["generate", str(directory), "--prompt-ids", ",".join(map(str, prompt)),
+                                            "--max-new-tokens", "10"])
+        assert printed.exit_code == 0, printed.output
+        assert ",".join(map(str, got[corrid])) in printed.output  # hyena-deploy generate prints the same tokens
     assert max(batcher.batch_sizes) == 2
 
 

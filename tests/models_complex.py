@@ -5,7 +5,8 @@ an S4D-style diagonal state-space kernel (``1j * A``, complex ``exp`` and ``eins
 Vandermonde matrix), an H3-style block (shift + diagonal SSM kernels, filter spectrum divided by
 the FFT size and ``irfft(norm="forward")``), an M2-style multi-head path whose complex spectrum is
 broadcast with ``k_f.unsqueeze(1)`` against a 4-D (B, H, D, L) signal, and the unmodified
-``stripedhyena`` package model (its modal filter takes the complex log of its poles). At the end,
+``stripedhyena`` package model (its modal filter takes the complex log of its poles), and layout
+ops on a signal's complex spectrum. At the end,
 models that must be refused in one line (an untranslatable complex op on the signal path, a model
 failing in PyTorch past its table, NaN weights) and factories taking ``seq_len``.
 """
@@ -202,8 +203,8 @@ def stripedhyena():
     return StripedHyenaLogits(model).eval(), torch.randint(0, 64, (1, 64))
 
 
-class SignalSpectrumUnsqueezed(nn.Module):
-    """Unsqueezes the signal's complex spectrum (torch.onnx has no complex Unsqueeze): refused, op and module named."""
+class SignalSpectrumExp(nn.Module):
+    """A complex exp of the signal's spectrum (no ONNX translation, not a convolution): refused, op and module named."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -211,8 +212,27 @@ class SignalSpectrumUnsqueezed(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, 8, L)
         n = 2 * u.shape[-1]
-        u_f = torch.fft.rfft(u, n=n).unsqueeze(1)
-        return torch.fft.irfft(u_f[:, 0] * torch.fft.rfft(self.k, n=n), n=n)[..., :u.shape[-1]]
+        u_f = torch.exp(1e-3 * torch.fft.rfft(u, n=n))
+        return torch.fft.irfft(u_f * torch.fft.rfft(self.k, n=n), n=n)[..., :u.shape[-1]]
+
+
+class SpectrumLayouts(nn.Module):
+    """Layout ops on the signal's complex spectrum, as multi-head code writes them: a filter bank
+    through ``unsqueeze``/``expand``, per-head ``chunk`` and ``select``, ``conj`` round trips."""
+
+    def __init__(self, channels: int = 8, taps: int = 24) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.randn(2, channels, taps) / taps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C)
+        u = x.transpose(1, 2)
+        n = u.shape[-1] + self.k.shape[-1]  # long enough for a linear (not circular) convolution at any L
+        u_f = torch.fft.rfft(u, n=n)
+        k_f = torch.fft.rfft(self.k, n=n)  # (2, C, F)
+        bank = u_f.unsqueeze(1).expand(-1, 2, -1, -1) * k_f  # (B, 2, C, F)
+        heads = [torch.cat([a, b], dim=1) for a, b in [bank[:, j].chunk(2, dim=1) for j in range(2)]]
+        y_f = (heads[0].conj() + heads[1].conj()).conj()
+        return torch.fft.irfft(y_f, n=n)[..., :u.shape[-1]].transpose(1, 2)
 
 
 class Blocks(nn.Module):
@@ -239,7 +259,12 @@ class PositionTable(nn.Module):
 
 
 def untranslatable():
-    return Blocks(SignalSpectrumUnsqueezed()), torch.randn(1, 32, 8)
+    return Blocks(SignalSpectrumExp()), torch.randn(1, 32, 8)
+
+
+def spectrum_layouts():
+    torch.manual_seed(4)
+    return SpectrumLayouts(), torch.randn(2, 40, 8)
 
 
 def short_table():

@@ -24,6 +24,8 @@ from torch.export.graph_signature import InputKind, InputSpec, TensorArgument
 from torch.fx import Node
 from torch.fx.node import map_aggregate, map_arg
 
+from hyena_deploy.errors import HyenaDeployError, first_line
+
 # Ops that only relabel or re-view one tensor: folding them would copy a weight, not simplify the graph.
 _RELABELLING = {
     "aten.t.default", "aten.transpose.int", "aten.permute.default", "aten.view.default", "aten.reshape.default",
@@ -131,8 +133,12 @@ def _evaluate(node: Node, values: dict[Node, object], leaves: dict[Node, object]
             values[parent] = _evaluate(parent, values, leaves)
     args = map_arg(node.args, lambda n: values[n])
     kwargs = map_arg(node.kwargs, lambda n: values[n])
-    with torch.no_grad():
-        values[node] = node.target(*args, **kwargs)
+    try:
+        with torch.no_grad():
+            values[node] = node.target(*args, **kwargs)
+    except Exception as exc:  # an op that ran in the traced forward but not eagerly here
+        raise HyenaDeployError(f"folding {node.target} in {module_path(node) or 'the top-level module'} failed: "
+                               f"{type(exc).__name__}: {first_line(exc)}") from None
     return values[node]
 
 
@@ -159,7 +165,7 @@ def _replace(program: ExportedProgram, node: Node, value: torch.Tensor, fake_mod
     """Lift ``value`` as a constant placeholder and make every reader of ``node`` read it."""
     graph = program.graph
     name = f"hyena_folded_{len(program.constants)}"
-    stored = torch.view_as_real(value).clone() if value.is_complex() else value.detach().clone()
+    stored = torch.view_as_real(value.resolve_conj()).clone() if value.is_complex() else value.detach().clone()
     specs = program.graph_signature.input_specs
     first_user_input = next(i for i, s in enumerate(specs) if s.kind == InputKind.USER_INPUT) \
         if any(s.kind == InputKind.USER_INPUT for s in specs) else len(specs)

@@ -16,7 +16,7 @@ from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.runtime.generator import Generator
 from hyena_deploy.sources import load_source
-from hyena_deploy.stateful.export import export_stateful
+from hyena_deploy.stateful.export import check_directory, export_stateful
 from hyena_deploy.compat import TENSORRT_10, check_compatibility, verdict
 from tests.helpers import FORBIDDEN_FOR_TENSORRT, assert_tensorrt_safe
 
@@ -73,6 +73,13 @@ def test_directory_layout(tiny: Path) -> None:
     assert states["past_key_values.0.history_0"]["shape"] == ["batch", 64, CONTEXT - 1]
     assert sorted(p.name for p in tiny.iterdir()) == ["decode.onnx", "hyena_deploy.json"]
     assert_tensorrt_safe(tiny / "decode.onnx")
+
+
+def test_check_directory_reruns_the_verification(tiny: Path, tmp_path: Path) -> None:
+    reports, greedy = check_directory("hyena-tiny", tiny)
+    assert reports and all(r.passed for r in reports) and greedy == 16
+    with pytest.raises(HyenaDeployError, match="exported from"):
+        check_directory("hyena-tiny-order3", tiny)
 
 
 def test_greedy_64_tokens_equal_full_recompute(tiny: Path) -> None:
@@ -181,7 +188,7 @@ def _sample_script(family: str):
 
 
 @pytest.mark.parametrize("family, make, kinds", [
-    ("safari", lambda m, d: m.write_checkpoint(d, kind="lm", order=3, hyena_code="src"), {"fir", "history"}),
+    ("safari", lambda m, d: m.write_checkpoint(d, kind="lm", order=2, hyena_code="src"), {"fir", "history"}),
     ("hyenadna", lambda m, d: m.write_hf(d), {"fir", "history"}),
     ("evo2", lambda m, d: m.write_checkpoint(d), {"fir", "modal", "key", "value", "position"}),
     ("stripedhyena", lambda m, d: m.write_checkpoint(d, hyena_only=False),

@@ -30,7 +30,7 @@ from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.files import write_atomic
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.runtime.generator import Generator
-from hyena_deploy.runtime.sessions import open_session
+from hyena_deploy.runtime.sessions import hyena_metadata, open_session
 from hyena_deploy.sources import load_source
 from hyena_deploy.stateful.decoders import build_decoder
 from hyena_deploy.stateful.genai import GENAI_FILE, genai_config
@@ -105,6 +105,18 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
 
 def _json_bytes(payload: dict) -> bytes:
     return (json.dumps(payload, indent=2) + "\n").encode()
+
+
+def check_directory(source: str | LoadedModel, directory: Path, tolerance: Tolerance | None = None
+                    ) -> tuple[list[OutputReport], int]:
+    """Re-run the export's verification on a written directory (what ``check SOURCE DIR`` needs)."""
+    loaded = source if isinstance(source, LoadedModel) else load_source(source)
+    generator = Generator(directory)
+    exported_from = hyena_metadata(generator.session).get("source_sha256")
+    if exported_from != loaded.source_sha256:
+        raise HyenaDeployError(f"{directory} was exported from {generator.layout.get('source')!r}, not from these "
+                               f"weights ({loaded.name}): their digests differ")
+    return verify_decoder(loaded, generator, tolerance or Tolerance())
 
 
 def _resolve_max_context(loaded: LoadedModel, max_context: int | None) -> int:

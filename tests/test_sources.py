@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
 
+from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.sources import SAMPLES_DIR, load_source, sample_names
 
@@ -48,3 +52,18 @@ def test_nan_weights_are_refused_at_load() -> None:
 def test_factory_errors_are_one_line() -> None:
     with pytest.raises(HyenaDeployError, match=r"^.*:raises_multiline\(\) raised ValueError: checkpoint missing$"):
         load_source(f"{COMPLEX}:raises_multiline")
+
+
+def test_checkpoint_with_nan_weights_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Default export (dynamic length): refused before the causality check could report a 'nan' difference."""
+    directory = tmp_path / "nan"
+    shutil.copytree(SAMPLES_DIR / "hyena-tiny", directory)
+    weights = load_file(directory / "model.safetensors")
+    name = sorted(k for k in weights if k.endswith("weight") and weights[k].dim() == 2)[0]
+    weights[name][0, 0] = float("nan")
+    save_file(weights, directory / "model.safetensors")
+    result = CliRunner().invoke(main, ["export", str(directory), "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: PyTorch itself returns NaN at L=") and line.endswith(f"non-finite weights in {name}")
+    assert not (tmp_path / "x.onnx").exists()

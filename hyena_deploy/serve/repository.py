@@ -18,13 +18,12 @@ import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import input_specs
-from hyena_deploy.runtime import OrtModel
+from hyena_deploy.runtime import Generator, OrtModel
 from hyena_deploy.runtime.layout import StatefulLayout, is_stateful_dir, read_layout
 from hyena_deploy.serve import model_config
 from hyena_deploy.serve.config import MODEL_FILES, ServeOptions, full_sequence_config, stateful_config
 from hyena_deploy.serve.crosscheck import check_config
-from hyena_deploy.serve.emulate import DecodeModel, EmulationReport, SequenceBatcher, check_dynamic_batching, \
-    check_sequence_batching, greedy_tokens
+from hyena_deploy.serve.emulate import DecodeModel, EmulationReport, check_dynamic_batching, check_sequence_batching
 from hyena_deploy.serve.signature import Signature, engine_signature, external_data_files, graph_signature, load_graph
 from hyena_deploy.tensorrt.engine_meta import sidecar_path
 
@@ -36,7 +35,6 @@ class PackageResult:
     """What was written and what was checked."""
 
     entry: Path
-    config_text: str
     files: list[Path] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -103,10 +101,9 @@ def package_triton(source: Path, repo: Path, *, name: str | None = None, backend
     else:
         _refuse_state_like(signature, source)
         config = full_sequence_config(signature, options)
-    text = model_config.to_text(config)
-    parsed = model_config.parse(text)
+    parsed = model_config.parse(model_config.to_text(config))
     check_config(parsed, signature, layout)
-    result = PackageResult(entry=entry, config_text=text, notes=result_notes)
+    result = PackageResult(entry=entry, notes=result_notes)
     result.checks.append(f"config.pbtxt parses as inference.ModelConfig (tritonclient); {len(signature.inputs)} "
                          f"inputs and {len(signature.outputs)} outputs match the graph")
     if layout is not None:
@@ -138,23 +135,15 @@ def _refuse_state_like(signature: Signature, source: Path) -> None:
 
 
 def _emulate_sequences(config, layout: StatefulLayout) -> EmulationReport:
-    model = DecodeModel(layout.decode, threads=1)
-    try:
-        from hyena_deploy.runtime.generator import Generator
-    except ModuleNotFoundError as exc:
-        if exc.name != "hyena_deploy.runtime.generator":
-            raise
-        def reference(prompt: np.ndarray, count: int) -> np.ndarray:
-            alone = SequenceBatcher(config, model)
-            return greedy_tokens(alone, layout.input_ids, layout.logits, {1: prompt}, count)[1]
-        name = "one sequence at a time (hyena_deploy.runtime.generator is not installed)"
-    else:
-        generator = Generator(layout.directory, threads=1)
-        def reference(prompt: np.ndarray, count: int) -> np.ndarray:
-            return generator.generate(prompt.reshape(1, -1).astype(np.int64), count)[0]
-        name = "Generator.generate (hyena-deploy generate)"
-    return check_sequence_batching(config, model, layout.input_ids, layout.logits, layout.vocab_size, reference,
-                                   name, layout.max_context)
+    """Drive the decode graph as the sequence batcher would; tokens must equal ``hyena-deploy generate``'s."""
+    generator = Generator(layout.directory, threads=1)
+
+    def reference(prompt: np.ndarray, count: int) -> np.ndarray:
+        return generator.generate(prompt.reshape(1, -1).astype(np.int64), count)[0]
+
+    return check_sequence_batching(config, DecodeModel(layout.decode, threads=1), layout.input_ids, layout.logits,
+                                   layout.vocab_size, reference, "Generator.generate (hyena-deploy generate)",
+                                   layout.max_context)
 
 
 def _random_requests(graph, count: int) -> list[dict[str, np.ndarray]]:

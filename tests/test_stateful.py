@@ -152,3 +152,25 @@ def test_modal_layers_trace_without_complex_or_control_flow(tmp_path) -> None:
     got = session.run(None, dict(zip([i.name for i in session.get_inputs()], [u, state])))[0]
     want = layer(torch.from_numpy(u), torch.from_numpy(state))[0].detach().numpy()
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_causal_lm_step_with_learned_positions_equals_full_forward() -> None:
+    """Learned absolute positions add the model-wide position state; chunks of any size stay exact."""
+    from hyena_deploy.models.backbone import Backbone, CausalLM, CausalLMStep, Embeddings, MixerBlock
+    from hyena_deploy.models.hyena import HyenaOperator
+
+    torch.manual_seed(0)
+    blocks = [MixerBlock(HyenaOperator(16, 64, order=2, filter_order=16, emb_dim=5), 16, 32, 1e-5) for _ in range(2)]
+    lm = CausalLM(Backbone(Embeddings(11, 16, max_position_embeddings=64), blocks, 16, 1e-5), True).eval()
+    step = CausalLMStep(lm, 48).eval()
+    assert step.specs[-1].kind == "position"
+    ids = torch.randint(0, 11, (3, 30))
+    with torch.no_grad():
+        want = lm(ids)
+        states = [torch.zeros(3, *s.shape, dtype=getattr(torch, s.dtype)) for s in step.specs]
+        outs = []
+        for start, end in ((0, 1), (1, 8), (8, 9), (9, 30)):
+            logits, *states = step(ids[:, start:end], *states)
+            outs.append(logits)
+    assert rel_l2(torch.cat(outs, 1), want) < 1e-6
+    assert states[-1].tolist() == [[30]] * 3

@@ -57,6 +57,7 @@ def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | 
         if not stateful:
             raise HyenaDeployError("--max-context needs --stateful")
         unsupported = {"--seq-len": seq_len, "--max-seq-len": max_seq_len, "--batch": batch, "--buckets": buckets,
+                       "--fftconv (the decode graph has no FFT convolution)": fftconv != "auto",
                        "--precision fp16/bf16": precision != "fp32", "--low-precision-io": low_precision_io}
         run_stateful_export(source, output, max_context=max_context, opset=opset, tolerance=tolerance,
                             verify=not no_verify, unsupported=unsupported)

@@ -109,8 +109,8 @@ class Generator:
         if tokenizer["type"] == "bytes":
             return bytes(int(i) for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
         chars: dict[int, str] = {}
-        for ch, token in tokenizer["table"].items():
-            chars.setdefault(token, ch.upper() if ch.upper() in tokenizer["table"] else ch)
+        for ch, token in sorted(tokenizer["table"].items(), key=lambda item: item[0].islower()):
+            chars.setdefault(token, ch)  # upper case first: HyenaDNA reads "a" as "A"
         return "".join(chars.get(int(i), "") for i in ids)
 
     def initial_states(self, batch: int) -> States:
@@ -119,7 +119,11 @@ class Generator:
                 for s in self.states}
 
     def step(self, ids: np.ndarray, states: States) -> tuple[np.ndarray, States]:
-        """One decode call: ids (B, T) after ``states`` -> logits (B, T, V) and the states after the chunk."""
+        """One decode call: ids (B, T) after ``states`` -> logits (B, T, V) and the states after the chunk.
+
+        The caller keeps the tokens consumed within ``max_context`` (:meth:`generate_rows` checks it):
+        past it, fixed-size buffers drop their oldest entries.
+        """
         feed = {self.layout["input_ids"]: np.ascontiguousarray(ids, dtype=np.int64), **states}
         logits, *new = self.session.run(self._outputs, feed)
         return logits, {s["input"]: value for s, value in zip(self.states, new)}
@@ -153,7 +157,7 @@ class Generator:
         out = np.empty((len(result.sequences), max_new_tokens), dtype=np.int64)
         for row, seq in zip(out, result.sequences):
             row[:len(seq)] = seq
-            row[len(seq):] = seq[-1] if len(seq) else 0
+            row[len(seq):] = seq[-1]
         return out
 
     def generate_rows(self, prompts: Sequence[np.ndarray], max_new_tokens: int, chunk: int | None = None, *,
@@ -204,9 +208,9 @@ class Generator:
     def _check_prompt(self, prompt: np.ndarray, max_new_tokens: int) -> np.ndarray:
         if prompt.size == 0:
             raise HyenaDeployError("a prompt is empty: give at least one token")
-        if prompt.min() < 0 or prompt.max() >= self.vocab_size:
-            raise HyenaDeployError(f"prompt token {int(prompt.max() if prompt.max() >= self.vocab_size else prompt.min())}"
-                                   f" is outside the vocabulary 0..{self.vocab_size - 1}")
+        outside = prompt[(prompt < 0) | (prompt >= self.vocab_size)]
+        if outside.size:
+            raise HyenaDeployError(f"prompt token {int(outside[0])} is outside the vocabulary 0..{self.vocab_size - 1}")
         if prompt.size + max_new_tokens > self.max_context:
             raise HyenaDeployError(f"prompt of {prompt.size} tokens + {max_new_tokens} new ones is past the max context "
                                    f"{self.max_context} (export with a larger --max-context)")

@@ -160,3 +160,29 @@ def test_a_time_varying_op_around_the_transforms_narrows_the_site(module: type) 
     want = ReferenceEvaluator(model).run(None, feeds)[0]
     got = ReferenceEvaluator(new).run(None, feeds)[0]
     assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fast_dft_kernel_matches_the_reference_kernel(dtype: type) -> None:
+    from onnx import TensorProto, helper
+
+    from hyena_deploy.rewrite.fast_dft import DFT
+
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    rng = np.random.default_rng(0)
+    for parts in (1, 2):
+        for inverse in (0, 1):
+            for onesided in (0, 1):
+                for n in (10, 9):
+                    x = rng.standard_normal((2, 3, 7, parts)).astype(dtype)
+                    node = helper.make_node("DFT", ["x", "n", "axis"], ["y"], inverse=inverse, onesided=onesided)
+                    graph = helper.make_graph(
+                        [node], "g", [helper.make_tensor_value_info("x", elem, None)],
+                        [helper.make_tensor_value_info("y", elem, None)],
+                        [helper.make_tensor("n", TensorProto.INT64, [], [n]),
+                         helper.make_tensor("axis", TensorProto.INT64, [], [2])])
+                    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+                    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+                    got = ReferenceEvaluator(model, new_ops=[DFT]).run(None, {"x": x})[0]
+                    assert got.shape == want.shape and got.dtype == want.dtype
+                    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())

@@ -21,9 +21,11 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from scipy import fft
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import producers, value_dependent
+from hyena_deploy.rewrite import fast_dft
 from hyena_deploy.rewrite.find import FFTConvSite, module_path
 from hyena_deploy.spectral import next_pow2
 
@@ -87,7 +89,8 @@ def two_sided_conv(x: np.ndarray, h: np.ndarray, lead: int) -> np.ndarray:
     """``y[..., t] = sum_d h[..., lead + d] x[..., t - d]`` in float64 for x (..., T), h (..., K)."""
     length, taps = x.shape[-1], h.shape[-1]
     n = next_pow2(length + taps)
-    full = np.fft.irfft(np.fft.rfft(x.astype(np.float64), n) * np.fft.rfft(h.astype(np.float64), n), n)
+    spectrum = fft.rfft(x.astype(np.float64), n, workers=-1) * fft.rfft(h.astype(np.float64), n, workers=-1)
+    full = fft.irfft(spectrum, n, workers=-1)
     return full[..., lead:lead + length]
 
 
@@ -173,16 +176,35 @@ def signal_reaches_only_the_dft(region: onnx.ModelProto, signal: str, forward_df
                               "a signal-dependent filter is never folded")
 
 
-def tensor_values(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Values of intermediate tensors ``names`` when the full model runs on ``feeds`` (ONNX Runtime)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    del probe.graph.output[:]
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return dict(zip(names, session.run(names, feeds)))
+def float_shapes(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    """Shapes of those ``names`` that are float32 tensors when the model runs on ``feeds``.
+
+    ONNX shape inference answers for static graphs (a symbolic axis 0 is the feeds' batch); the
+    rest is run once in ONNX Runtime, which at long lengths costs as much as the whole model.
+    """
+    batch = next((v.shape[0] for v in feeds.values() if v.ndim), 1)
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    known: dict[str, tuple[int, tuple[int, ...]]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        tensor = vi.type.tensor_type
+        if not tensor.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else (batch if axis == 0 and d.dim_param else None)
+                for axis, d in enumerate(tensor.shape.dim)]
+        if tensor.elem_type and all(d is not None for d in dims):
+            known[vi.name] = (tensor.elem_type, tuple(dims))
+    missing = [n for n in names if n not in known]
+    if missing:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        del probe.graph.output[:]
+        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in missing)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        for name, value in zip(missing, session.run(missing, feeds)):
+            known[name] = (helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
+    return {n: known[n][1] for n in names if known[n][0] == onnx.TensorProto.FLOAT}
 
 
 def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
@@ -205,6 +227,12 @@ def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
     return wide
 
 
+def _evaluator(region: onnx.ModelProto) -> ReferenceEvaluator:
+    """ONNX's reference evaluator, with the faster DFT kernel for opset >= 20."""
+    opset = next((o.version for o in region.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return ReferenceEvaluator(region, new_ops=[fast_dft.DFT] if opset >= 20 else None)
+
+
 class _Region:
     """Runs a region on stacks of signals (n, I, T) in the layout the site expects, in float32 or float64."""
 
@@ -213,9 +241,9 @@ class _Region:
         self.signal, self.shape, self.axis = signal, signal_shape, axis
         self.batch = None if dynamic_batch else signal_shape[0]
         self.feeds = {k: v for k, v in feeds.items() if k != signal}
-        self.f32 = ReferenceEvaluator(region)
+        self.f32 = _evaluator(region)
         try:
-            self.f64: ReferenceEvaluator | None = ReferenceEvaluator(_as_float64(region))
+            self.f64: ReferenceEvaluator | None = _evaluator(_as_float64(region))
         except Exception:  # an op without a float64 kernel: float32 only
             self.f64 = None
 
@@ -323,21 +351,18 @@ def _measure_along(region: _Region, output_shape: tuple[int, ...], signal_axis: 
     length = region.shape[signal_axis]
     inputs = int(np.prod(region.channels(), dtype=np.int64))
     amplitudes = 1.0 + (np.arange(inputs) + 1.0) / (inputs + 1.0)
-    probes = np.zeros((4, inputs, length))
-    probes[0, :, 0] = 1.0
-    probes[1, :, 0] = amplitudes
-    probes[2, :, -1] = 1.0
-    probes[3, :, -1] = amplitudes
+    probes = np.zeros((3, inputs, length))
+    probes[0, :, 0] = 1.0                                    # lags 0..T-1
+    probes[1, :, -1] = 1.0                                   # lags -(T-1)..0
+    probes[2, :, 0] = probes[2, :, -1] = amplitudes          # which input channel feeds each output channel
     out, exact = _impulse_responses(region, probes)
     if out.shape[1:] != tuple(output_shape[1:]):
         raise NotAConvolution(f"the output has shape {out.shape[1:]} on probes, {tuple(output_shape[1:])} in the model")
     y = _flat_output(out, output_axis)
-    first, last = (y[0], y[1]), (y[2], y[3])
-    use_first = np.linalg.norm(first[0], axis=1) >= np.linalg.norm(last[0], axis=1)
-    channel_map = np.where(use_first, _channel_map(*first, amplitudes), _channel_map(*last, amplitudes))
-    identity = np.arange(len(channel_map)) % inputs
-    channel_map = np.where(channel_map < 0, identity, channel_map)
-    causal, anticausal = first[0], last[0][:, :-1]           # lags 0..T-1 and -(T-1)..-1
+    plain = y[0] + y[1] if length > 1 else y[0]
+    channel_map = _channel_map(plain, y[2], amplitudes)
+    channel_map = np.where(channel_map < 0, np.arange(len(channel_map)) % inputs, channel_map)
+    causal, anticausal = y[0], y[1][:, :-1]                  # lags 0..T-1 and -(T-1)..-1
     norms = np.sqrt(np.sum(causal ** 2, axis=1) + np.sum(anticausal ** 2, axis=1))
     taps = max(_used(causal, norms, exact), 1)
     lead = _used(anticausal[:, ::-1], norms, exact)

@@ -14,7 +14,7 @@ from hyena_deploy.graph import (NodeBuilder, axis1_length, dedupe_initializers, 
                                 remove_dead, topological_sort)
 from hyena_deploy.rewrite.find import FFTConvSite, SkippedSite, find_sites
 from hyena_deploy.rewrite.layout import build_site
-from hyena_deploy.rewrite.probe import Boundary, Filter, NotAConvolution, measure, tensor_values
+from hyena_deploy.rewrite.probe import Boundary, Filter, NotAConvolution, float_shapes, measure
 from hyena_deploy.spectral import support
 from hyena_deploy.strategies import BUILDERS
 
@@ -64,16 +64,12 @@ def static_length(model: onnx.ModelProto) -> int | None:
     return next((n for n in map(axis1_length, model.graph.input) if n is not None), None)
 
 
-def _float_shapes(model: onnx.ModelProto, site: FFTConvSite, feeds: dict[str, np.ndarray]) -> dict[str, tuple]:
-    """Shapes of the site's candidate tensors that are float32 (the strategies' type) on ``feeds``."""
-    values = tensor_values(model, sorted({*site.signals, *site.outputs}), feeds)
-    return {name: v.shape for name, v in values.items() if v.dtype == np.float32}
+def _measure_site(model: onnx.ModelProto, site: FFTConvSite, shapes: dict[str, tuple[int, ...]],
+                  feeds: dict[str, np.ndarray], length: int, seed: int) -> _Measured:
+    """The widest boundary of ``site`` whose region is a fixed convolution, or the first reason none is.
 
-
-def _measure_site(model: onnx.ModelProto, site: FFTConvSite, feeds: dict[str, np.ndarray], length: int,
-                  seed: int) -> _Measured:
-    """The widest boundary of ``site`` whose region is a fixed convolution, or the first reason none is."""
-    shapes = _float_shapes(model, site, feeds)
+    ``shapes`` holds the float32 candidates only: an integer signal is taken after its cast.
+    """
     dynamic_batch = _is_batch_dynamic(model)
     failure = shape_failure = None
     for output in site.outputs:
@@ -95,8 +91,7 @@ def _measure_site(model: onnx.ModelProto, site: FFTConvSite, feeds: dict[str, np
 def _remeasure(model: onnx.ModelProto, found: _Measured, length: int, seed: int) -> Filter:
     """The same boundary and axes at another length (graphs with a dynamic length)."""
     feeds = dummy_feeds(model, length)
-    values = tensor_values(model, [found.boundary.signal, found.boundary.output], feeds)
-    shapes = {name: v.shape for name, v in values.items()}
+    shapes = float_shapes(model, [found.boundary.signal, found.boundary.output], feeds)
     return measure(model, found.site, found.boundary, shapes, feeds, _is_batch_dynamic(model), length, seed,
                    axes=(found.filter.signal_axis, found.filter.output_axis))
 
@@ -134,10 +129,11 @@ def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_le
     if length is None:
         raise HyenaDeployError("the graph's sequence length is dynamic: give the maximum length (--max-seq-len)")
     feeds = dummy_feeds(out, length)
+    shapes = float_shapes(out, sorted({n for s in sites for n in (*s.signals, *s.outputs)}), feeds)
     measured: list[_Measured] = []
     for index, site in enumerate(sites):
         try:
-            measured.append(_measure_site(out, site, feeds, length, seed + index))
+            measured.append(_measure_site(out, site, shapes, feeds, length, seed + index))
         except NotAConvolution as exc:
             skipped.append(_skip(site, str(exc)))
     if dynamic:

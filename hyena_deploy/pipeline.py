@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from hyena_deploy import metadata, onnx_io, targets, tool_version
 from hyena_deploy.errors import HyenaDeployError
@@ -101,27 +102,45 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     if verify:
         progress("verifying against PyTorch")
         max_len = lengths.length
-        reports = check_parity(loaded, OrtRunner(model), _verify_lengths(lengths), batch, tolerance,
-                               example_fits=lambda x: x.shape[1] <= max_len if lengths.dynamic else x.shape[1] == max_len)
-        require_parity(reports, "parity failed", explain=lambda: bisect_summary(loaded, model, tolerance))
+        cases = {c.label: c for c in parity_cases(
+            loaded, _verify_lengths(lengths), batch,
+            example_fits=lambda x: x.shape[1] <= max_len if lengths.dynamic else x.shape[1] == max_len)}
+        reports = compare(TorchRunner(loaded), OrtRunner(model), cases.values(), tolerance)
+        require_parity(reports, "parity failed", explain=lambda worst: _explain(loaded, model, tolerance, lengths,
+                                                                               cases[worst.case].inputs))
     files = onnx_io.save(model, output)
     return ExportResult(files, result.sites, reports, lengths.length, lengths.dynamic,
                         [*loaded.notes, *result.notes, *warnings])
+
+
+def _explain(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance, lengths: Lengths, inputs: list[np.ndarray]) -> str:
+    """The first diverging module on the failing inputs; for short inputs of a dynamic graph, the way out."""
+    where = bisect_summary(loaded, model, tolerance, inputs)
+    length = inputs[0].shape[1] if inputs and inputs[0].ndim > 1 else lengths.length
+    if lengths.dynamic and length < lengths.length:
+        where += (f"; a dynamic graph computes every length at its maximum {lengths.length}, which costs short inputs "
+                  "accuracy: export length buckets (--buckets) or a static --seq-len")
+    return where
 
 
 def _verify_lengths(lengths: Lengths) -> list[int]:
     return probe_lengths(lengths.length) if lengths.dynamic else [lengths.length]
 
 
-def check_parity(loaded: LoadedModel, candidate: Runner, lengths: list[int], batch: int | None,
-                 tolerance: Tolerance, given: list[Case] = (),
-                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[OutputReport]:
-    """PyTorch vs ``candidate`` on fresh random inputs at each length (batch 3 and 1), the model's own example
-    inputs (where they fit the graph's lengths and batch) and ``given`` cases."""
+def parity_cases(loaded: LoadedModel, lengths: list[int], batch: int | None, given: list[Case] = (),
+                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[Case]:
+    """Fresh random inputs at each length (batch 3 and 1), the model's own example inputs (where they fit the
+    graph's lengths and batch) and ``given`` cases."""
     make = lambda b, n, rng: [x.numpy() for x in loaded.make_inputs(b, n, rng)]  # noqa: E731
     cases = random_cases(make, lengths, batch, fresh_rng())
     example = [x.detach().cpu().numpy() for x in loaded.example_inputs]
     if all(example_fits(x) and (batch is None or x.shape[0] == batch) for x in example):
         cases.append(Case("example inputs", example))
-    cases.extend(given)
-    return compare(TorchRunner(loaded), candidate, cases, tolerance)
+    return [*cases, *given]
+
+
+def check_parity(loaded: LoadedModel, candidate: Runner, lengths: list[int], batch: int | None,
+                 tolerance: Tolerance, given: list[Case] = (),
+                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[OutputReport]:
+    """PyTorch vs ``candidate`` on :func:`parity_cases`."""
+    return compare(TorchRunner(loaded), candidate, parity_cases(loaded, lengths, batch, given, example_fits), tolerance)

@@ -92,6 +92,12 @@ def lm():
     return ElsewhereLM(32, 32, 2, 4096).eval()
 
 
+def lm_long():
+    """A 2-block, width-32 LM whose filters span 64k tokens (honest long exports in the suite)."""
+    torch.manual_seed(5)
+    return ElsewhereLM(256, 32, 2, 65536).eval()
+
+
 def lm_4x128():
     """The 4-block, width-128 LM used by the benchmarks."""
     torch.manual_seed(4)

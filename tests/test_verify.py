@@ -107,8 +107,8 @@ def test_compare_pairs_outputs_and_require_parity_fails_closed():
     good = compare(_Identity(), _Scaled(0.0), cases, Tolerance())
     assert all(r.passed for r in good) and [r.output for r in good] == ["y", "y"]
     bad = compare(_Identity(), _Scaled(1.0), cases, Tolerance())
-    with pytest.raises(HyenaDeployError, match=r"^differs: y at B=1 L=9: rel L2 .*; where it is \(nothing written\)$"):
-        require_parity(bad, "differs", explain=lambda: "where it is")
+    with pytest.raises(HyenaDeployError, match=r"^differs: y at B=1 L=9: rel L2 .*; where y is \(nothing written\)$"):
+        require_parity(bad, "differs", explain=lambda worst: f"where {worst.output} is")
 
 
 def test_absolute_bound_scales_with_the_output_rms():

@@ -119,13 +119,13 @@ def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
            inputs: list[np.ndarray] | None = None) -> list[LayerReport]:
     """Every module output that could be matched in the graph, compared, in the order PyTorch finished them.
 
-    ``inputs`` default to random ones at the graph's maximum length (where its inner tensors have PyTorch's
-    shapes even when the graph pads a dynamic length).
+    ``inputs`` default to random ones at the graph's maximum length. A graph that pads a dynamic length computes
+    its inner tensors at the maximum: they are compared on the positions PyTorch computed.
     """
     info = GraphInfo.of(model)
+    max_len = info.max_seq_len or static_length(model) or loaded.example_inputs[0].shape[1]
     if inputs is None:
-        length = info.max_seq_len or static_length(model) or loaded.example_inputs[0].shape[1]
-        inputs = [x.numpy() for x in loaded.make_inputs(1 if info.dynamic_batch else _static_batch(model), length,
+        inputs = [x.numpy() for x in loaded.make_inputs(1 if info.dynamic_batch else _static_batch(model), max_len,
                                                           fresh_rng())]
     scopes = module_scopes(model)
     leaving, entering = boundary_tensors(model, scopes), entering_tensors(model, scopes)
@@ -134,6 +134,9 @@ def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
     runner = OrtRunner(model, extra_outputs=tuple(dict.fromkeys(marked)))
     values = dict(zip(runner.output_names, runner.run(inputs)))
     values.update(zip(graph_input_names(model), inputs))
+    length = inputs[0].shape[1] if inputs and inputs[0].ndim > 1 else max_len
+    if length != max_len:
+        values = {name: _unpadded(np.asarray(value), max_len, length) for name, value in values.items()}
     site_readers = _site_scopes(model, info, scopes)
     reports = []
     for path, kind, want, want_in in _capture(loaded, inputs):
@@ -150,6 +153,11 @@ def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
     return reports
 
 
+def _unpadded(value: np.ndarray, max_len: int, length: int) -> np.ndarray:
+    """``value`` cut to ``length`` on every axis of the padded size ``max_len``."""
+    return value[tuple(slice(0, length) if size == max_len else slice(None) for size in value.shape)]
+
+
 def _matching(tensors: list[str], values: dict[str, np.ndarray], want: np.ndarray, last: bool) -> str | None:
     """The last (or first) of ``tensors`` whose computed value is a float array of ``want``'s shape."""
     fitting = [t for t in tensors if np.shape(values.get(t)) == want.shape
@@ -164,13 +172,14 @@ def first_divergence(reports: list[LayerReport]) -> LayerReport | None:
     return next(origin, failing[0] if failing else None)
 
 
-def bisect_summary(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance) -> str:
-    """One phrase for a failure message: the first diverging module, or why none was found."""
-    reports = bisect(loaded, model, tolerance)
+def bisect_summary(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
+                   inputs: list[np.ndarray] | None = None) -> str:
+    """One phrase for a failure message: the first diverging module on ``inputs``, or why none was found."""
+    reports = bisect(loaded, model, tolerance, inputs)
     if not reports:
         return "no module output could be matched in the graph (no module scopes recorded)"
     first = first_divergence(reports)
-    return first.summary() if first else "every module output matched at the graph's maximum length"
+    return first.summary() if first else "no single module's output diverges on these inputs"
 
 
 def _site_scopes(model: onnx.ModelProto, info: GraphInfo, scopes: dict[str, set[str]]) -> dict[str, set[str]]:

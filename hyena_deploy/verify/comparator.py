@@ -24,11 +24,12 @@ def compare(reference: Runner, candidate: Runner, cases: Iterable[Case], toleran
     return reports
 
 
-def require_parity(reports: list[OutputReport], what: str, explain: Callable[[], str] | None = None) -> None:
-    """Raise naming the worst failing output (and what ``explain`` finds, e.g. the first diverging module)."""
+def require_parity(reports: list[OutputReport], what: str,
+                   explain: Callable[[OutputReport], str] | None = None) -> None:
+    """Raise naming the worst failing output (and what ``explain`` finds for it, e.g. the first diverging module)."""
     failed = [r for r in reports if not r.passed]
     if not failed:
         return
     worst = max(failed, key=lambda r: r.rel_l2)
-    detail = f"; {explain()}" if explain is not None else ""
+    detail = f"; {explain(worst)}" if explain is not None else ""
     raise HyenaDeployError(f"{what}: {worst.summary()}{detail} (nothing written)")

@@ -36,7 +36,7 @@ METHODS = ("hankel", "aaa", "prony")
 MAX_RADIUS = 1.0 - 1e-9      # stability margin for pulled-in poles
 PAIR_TOL = 1e-6              # relative distance of a pole to the conjugate of its partner
 NEAR_REAL = 1e-6             # an unpaired pole with |Im p| below this (relative to |p|) is real
-HANKEL_COLUMNS = 4096        # Hankel columns kept (evenly strided) for long filters
+HANKEL_COLUMNS = 2048        # Hankel columns kept for long filters
 AAA_POINTS = 4096            # largest unit-circle grid for AAA (a divisor of L)
 
 
@@ -130,10 +130,13 @@ def solve_residues(h: np.ndarray, poles: np.ndarray, direct: bool = False) -> Mo
 
 
 def hankel_matrix(h: np.ndarray, rows: int) -> np.ndarray:
-    """``H[i, j] = h[i + j]`` with ``rows`` rows and at most HANKEL_COLUMNS evenly strided columns."""
-    width = h.shape[-1] - rows + 1
-    columns = np.arange(0, width, max(1, -(-width // HANKEL_COLUMNS)))
-    return h[np.arange(rows)[:, None] + columns[None, :]]
+    """``H[i, j] = h[i + j]`` with ``rows`` rows and the first (at most HANKEL_COLUMNS) contiguous columns.
+
+    Contiguous columns keep distinct poles distinguishable (strided ones alias poles with equal
+    ``p^stride``); the residues are solved over the whole filter afterwards.
+    """
+    width = min(h.shape[-1] - rows + 1, HANKEL_COLUMNS)
+    return h[np.arange(rows)[:, None] + np.arange(width)[None, :]]
 
 
 def hankel_rows(length: int, max_order: int) -> int:

@@ -8,12 +8,12 @@ import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder
-from hyena_deploy.strategies import auto, dft, direct, monarch, plugin
+from hyena_deploy.strategies import auto, dft, direct, modal, monarch, plugin
 
 Builder = Callable[[NodeBuilder, str, str, np.ndarray], None]
 
 BUILDERS: dict[str, Builder] = {"monarch": monarch.build, "dft": dft.build, "direct": direct.build,
-                                 "plugin": plugin.build}
+                                 "plugin": plugin.build, "modal": modal.build}
 CHOICES = ("auto", *BUILDERS)  # what --fftconv accepts
 
 

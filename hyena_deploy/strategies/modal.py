@@ -1,0 +1,171 @@
+"""``--fftconv modal``: a modal filter's convolution as a chunked scan, O(L * (T + 4N)) per channel.
+
+For ``h_t = Re sum_n R_n p_n^t`` (N modes per channel, one per conjugate pair) and chunks of T samples:
+
+* inside each chunk, a T x T lower-triangular Toeplitz MatMul with ``h[:T]``;
+* each chunk's own modal state ``z_k = sum_j p^(T-1-j) u_(k,j)`` (one MatMul per real/imag part);
+* the state across chunks ``s_k = z_k + p^T s_(k-1)`` by a doubling scan over a fixed number of
+  chunk slots (``ceil(log2 K_max)`` steps of Slice/Pad/Mul/Add), no Loop or Scan;
+* chunk k+1 reads ``Re sum_n R_n p_n^(t+1) s_(k,n)`` through one more MatMul.
+
+Only MatMul, Mul, Add, Sub, Reshape, Transpose, Slice, Pad, Concat, Mod and shape ops (Shape,
+ConstantOfShape); no complex tensors.
+The strategy sees only the measured filter ``h`` (C, L): it fits the modal form itself (Hankel
+realisation in float64, the same fit as ``hyena-deploy distill``) and refuses, with a one-line
+reason, a filter that is not modal to fp32 accuracy, so ``auto`` can choose something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from math import ceil, log2
+
+import numpy as np
+import onnx
+
+from hyena_deploy.distill.fit import fit_filter, modal_impulse, stack_fits
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.graph import NodeBuilder
+from hyena_deploy.spectral import next_pow2
+from hyena_deploy.strategies.common import flatten_channels, restore
+
+MODAL_TOL = 1e-6     # filter relative L2 a fit must reach to count as modal (fp32 filters carry ~1e-7)
+MAX_MODES = 32       # complex modes per channel (real state dimension up to 64)
+CHUNK_SIZES = (16, 32, 64, 128, 256)
+SCAN_WEIGHT = 200.0
+
+
+class NotModal(HyenaDeployError):
+    """The filter has no modal form of at most MAX_MODES modes within MODAL_TOL."""
+
+
+@dataclass(frozen=True)
+class ModalPlan:
+    """The fitted modal form of every channel (float64), ready to become constants."""
+
+    poles: np.ndarray      # (C, N) complex, Im >= 0 (zero-padded modes have p = 0, R = 0)
+    residues: np.ndarray   # (C, N) complex
+    direct: np.ndarray     # (C,)
+    length: int            # maximum length the graph serves
+    error: float           # worst channel's filter relative L2
+
+    @property
+    def modes(self) -> int:
+        return self.poles.shape[1]
+
+    def impulse(self, length: int) -> np.ndarray:
+        h = modal_impulse(self.poles, self.residues, length)
+        h[:, 0] += self.direct
+        return h
+
+
+def fit_modal(h: np.ndarray) -> ModalPlan:
+    """The modal form of filters ``h`` (..., L), or :class:`NotModal` naming the first channel without one.
+
+    Results are kept per filter (by digest), so ``auto`` deciding and the builder building fit once.
+    """
+    h = np.ascontiguousarray(h, np.float64).reshape(-1, h.shape[-1])
+    key = hashlib.sha256(h.tobytes() + str(h.shape).encode()).hexdigest()
+    if key not in _FITS:
+        if len(_FITS) >= _KEPT_FITS:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = _fit(h)
+    if isinstance(_FITS[key], NotModal):
+        raise _FITS[key]
+    return _FITS[key]
+
+
+_FITS: dict[str, ModalPlan | NotModal] = {}
+_KEPT_FITS = 64
+
+
+def _fit(h: np.ndarray) -> ModalPlan | NotModal:
+    fits = []
+    for c, channel in enumerate(h):
+        fit = fit_filter(channel, MODAL_TOL, 2 * MAX_MODES, "hankel", direct=True)
+        if fit.error > MODAL_TOL:
+            return NotModal(f"--fftconv modal: filter channel {c} is not modal to fp32 accuracy (best relative "
+                            f"L2 {fit.error:.1e} > {MODAL_TOL:g} with up to {MAX_MODES} modes); choose another "
+                            "--fftconv")
+        fits.append(fit)
+    poles, residues, direct = stack_fits(fits)
+    return ModalPlan(poles, residues, direct, h.shape[-1], max(f.error for f in fits))
+
+
+def is_modal(h: np.ndarray) -> bool:
+    """True when ``h`` has a modal form the strategy can build."""
+    try:
+        fit_modal(h)
+    except NotModal:
+        return False
+    return True
+
+
+def chunk_size(length: int, modes: int) -> int:
+    """Chunk length T minimising T (Toeplitz MatMul per sample) + SCAN_WEIGHT * N * log2(K) / T (the scan).
+
+    The scan's elementwise passes cost far more per value than a MatMul's multiply-add; the weight
+    is from median ONNX Runtime CPU latencies at 16k and 64k (``benchmarks/modal_vs_monarch.py``).
+    """
+    fitting = [t for t in CHUNK_SIZES if t <= max(next_pow2(length), CHUNK_SIZES[0])]
+    return min(fitting, key=lambda t: t + SCAN_WEIGHT * modes * max(1, ceil(log2(max(ceil(length / t), 2)))) / t)
+
+
+def _constants(plan: ModalPlan, t: int) -> dict[str, np.ndarray]:
+    """Toeplitz (C, T, T), state-in (C, T, 2N), state-out (C, 2N, T), float64."""
+    h = plan.impulse(t)
+    lag = np.arange(t)[None, :] - np.arange(t)[:, None]                      # [j, i] = i - j
+    toeplitz = np.where(lag >= 0, h[:, np.clip(lag, 0, None)], 0.0)          # y_i = sum_j u_j h[i - j]
+    into = np.power(plan.poles[:, None, :], (t - 1 - np.arange(t))[None, :, None])           # p^(T-1-j)
+    out = plan.residues[:, :, None] * np.power(plan.poles[:, :, None], np.arange(1, t + 1)[None, None, :])
+    return {"toeplitz": toeplitz, "into": np.concatenate([into.real, into.imag], axis=2),
+            "out": np.concatenate([out.real, -out.imag], axis=1)}
+
+
+def _complex_scale(nb: NodeBuilder, re: str, im: str, a: np.ndarray) -> tuple[str, str]:
+    """``(re + i im) * a`` for a (C, N) constant broadcast over (B, C, N, K)."""
+    a_re, a_im = nb.const(a.real[:, :, None], "modal_decay_re"), nb.const(a.imag[:, :, None], "modal_decay_im")
+    return (nb.op("Sub", [nb.op("Mul", [re, a_re]), nb.op("Mul", [im, a_im])]),
+            nb.op("Add", [nb.op("Mul", [im, a_re]), nb.op("Mul", [re, a_im])]))
+
+
+def _shift_right(nb: NodeBuilder, s: str, steps: int, kept: str) -> str:
+    """``s`` (B, C, N, slots) moved ``steps`` slots later along the last axis (zeros in front), ``kept`` slots."""
+    return nb.op("Pad", [nb.op("Slice", [s, nb.const([0]), kept, nb.const([3])]),
+                         nb.const([0, 0, 0, steps, 0, 0, 0, 0])])
+
+
+def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
+    """Replace ``output = causal_conv(signal, h)`` by the chunked modal scan (refuses non-modal filters)."""
+    plan = fit_modal(h)
+    t = chunk_size(plan.length, plan.modes)
+    slots, n = ceil(plan.length / t), plan.modes
+    k = _constants(plan, t)
+    flat = flatten_channels(nb, signal, h)
+    c = nb.const
+    # right-pad to whole chunks: width (T - L mod T) mod T, then (B, C, K, T)
+    width = nb.op("Mod", [nb.op("Sub", [c([t]), nb.op("Mod", [flat.length, c([t])])]), c([t])])
+    x = nb.op("Pad", [flat.x, nb.op("Concat", [c([0, 0, 0, 0, 0]), width], axis=0)])
+    x = nb.op("Reshape", [x, c([0, flat.channels, -1, t])])
+    chunks = nb.op("Shape", [x], start=2, end=3)
+    y = nb.op("MatMul", [x, c(k["toeplitz"], "modal_toeplitz")])
+    # each chunk's own state, modes first: (B, C, 2N, K), then K_max fixed slots (K > K_max fails at run time)
+    z = nb.op("Transpose", [nb.op("MatMul", [x, c(k["into"], "modal_state_in")])], perm=[0, 1, 3, 2])
+    missing = nb.op("Concat", [nb.op("Shape", [z], start=0, end=3), nb.op("Sub", [c([slots]), chunks])], axis=0)
+    z = nb.op("Concat", [z, nb.op("ConstantOfShape", [missing], value=onnx.helper.make_tensor(
+        "zero", onnx.TensorProto.FLOAT, [1], [0.0]))], axis=3)    # a negative count fails (Pad would crop)
+    s_re = nb.op("Slice", [z, c([0]), c([n]), c([2])])
+    s_im = nb.op("Slice", [z, c([n]), c([2 * n]), c([2])])
+    step = 1
+    while step < slots:  # s_k += p^(T step) s_(k - step): after the loop s_k = sum_(j<=k) p^(T(k-j)) z_j
+        kept = c([slots - step])
+        new_re, new_im = _complex_scale(nb, _shift_right(nb, s_re, step, kept), _shift_right(nb, s_im, step, kept),
+                                        np.power(plan.poles, t * step))
+        s_re, s_im = nb.op("Add", [s_re, new_re]), nb.op("Add", [s_im, new_im])
+        step *= 2
+    # chunk k reads the state after chunk k-1
+    state = _shift_right(nb, nb.op("Concat", [s_re, s_im], axis=2), 1, nb.op("Sub", [chunks, c([1])]))
+    carried = nb.op("MatMul", [nb.op("Transpose", [state], perm=[0, 1, 3, 2]), c(k["out"], "modal_state_out")])
+    y = nb.op("Reshape", [nb.op("Add", [y, carried]), c([0, flat.channels, -1])])
+    restore(nb, y, flat, output)

@@ -76,3 +76,26 @@ def test_value_info_of_the_input_is_not_trusted(tmp_path: Path, elsewhere: str) 
     stock = tmp_path / "stock.onnx"
     _stock_export(loaded.module, torch.randn(2, 100, 24), stock, dynamic=True)
     assert len(onnx.load(str(stock)).graph.value_info) > 0
+
+
+@pytest.mark.parametrize("strategy", ["monarch", "direct"])
+def test_two_sided_filter_of_a_dynamic_stock_export_is_rewritten(tmp_path: Path, strategy: str) -> None:
+    """A 'same'-centred convolution: its lags do not depend on the length, and the strategies pad the
+    signal with zeros themselves, so one two-sided rewrite is exact at every length."""
+    from tests.models_styles import centred_same
+
+    module, _ = centred_same()
+    stock, out = tmp_path / "stock.onnx", tmp_path / "out.onnx"
+    _stock_export(module, torch.randn(2, 40, 6), stock, dynamic=True)
+    result = CliRunner().invoke(main, ["rewrite", str(stock), "-o", str(out), "--fftconv", strategy,
+                                       "--max-seq-len", "64"])
+    assert result.exit_code == 0, result.output
+    assert_tensorrt_safe(out)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng()
+    for length in [3, 31, 64]:
+        x = rng.standard_normal((2, length, 6)).astype(np.float32)
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5

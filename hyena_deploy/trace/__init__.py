@@ -1,8 +1,8 @@
 """PyTorch -> ONNX: torch.export, input-independent subgraphs folded in PyTorch, then torch.onnx (dynamo).
 
 The dynamo exporter is the only one that exports torch.fft. Folding first (see :mod:`.fold`)
-is what lets filters built in complex arithmetic export at all; layout ops left on complex
-signal spectra are moved to their real view (:mod:`.complex_views`), which torch.onnx translates.
+is what lets filters built in complex arithmetic export at all; the complex ops left on signal
+spectra that torch.onnx cannot translate are rewritten exactly into ones it can (:mod:`.complex_lowering`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.trace.complex_views import lower_complex_layout_ops
+from hyena_deploy.trace.complex_lowering import lower_complex_ops
 from hyena_deploy.trace.diagnose import translation_failure
 from hyena_deploy.trace.fold import fold_input_independent
 from hyena_deploy.trace.torch_run import check_runs_in_torch
@@ -67,7 +67,7 @@ def export_program(loaded: LoadedModel, example: tuple[torch.Tensor, ...],
         except Exception as exc:  # torch.export raises many types; its first line names the cause
             raise HyenaDeployError(f"torch.export could not trace the model: {first_line(exc)}") from None
     fold_input_independent(program)
-    lower_complex_layout_ops(program)
+    lower_complex_ops(program)
     return program
 
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 import onnx
 from onnx import TensorProto
 
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
 from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
 
@@ -184,6 +185,16 @@ def check_compatibility(model: onnx.ModelProto, spec: Rules) -> list[Problem]:
         problems += _const_input_problems(node, spec, constants)
     problems += _tensor_problems(model.graph, spec, tensors)
     return problems
+
+
+def require_compatible(model: onnx.ModelProto, spec: Rules, what: str) -> list[Problem]:
+    """Raise ``what: <first error, with its fix>`` when ``spec`` rejects ``model``; else the warnings."""
+    problems = check_compatibility(model, spec)
+    errors = [p for p in problems if p.severity == ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise HyenaDeployError(f"{what}: {errors[0]}{more}")
+    return [p for p in problems if p.severity != ERROR]
 
 
 def verdict(problems: list[Problem]) -> bool:

@@ -18,7 +18,6 @@ import onnx
 from hyena_deploy import compat
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.runners import Runner
-from hyena_deploy.runners.ort_runner import OrtRunner
 
 GraphRunner = Callable[[onnx.ModelProto | Path, int | None], Runner]  # (graph, threads) -> runner
 
@@ -69,17 +68,17 @@ def check(model: onnx.ModelProto, name: str) -> list[compat.Problem]:
 
 
 def require_compatible(model: onnx.ModelProto, name: str, what: str) -> list[compat.Problem]:
-    """Raise ``what: <first error, with its fix>`` when ``name`` rejects ``model``; else the warnings."""
-    problems = check(model, name)
-    errors = [p for p in problems if p.severity == compat.ERROR]
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise HyenaDeployError(f"{what}: {errors[0]}{more}")
-    return [p for p in problems if p.severity != compat.ERROR]
+    """Raise ``what: <first error, with its fix>`` when target ``name`` rejects ``model``; else the warnings."""
+    return compat.require_compatible(model, get(name).rules, what)
 
 
-register(Target("onnxruntime", compat.ONNXRUNTIME, crossovers="onnxruntime",
-                runner=lambda graph, threads: OrtRunner(graph, threads)))
+def _onnxruntime_cpu(graph: onnx.ModelProto | Path, threads: int | None) -> Runner:
+    from hyena_deploy.runners.ort_runner import OrtRunner  # here: build planning needs the table, not a runtime
+
+    return OrtRunner(graph, threads)
+
+
+register(Target("onnxruntime", compat.ONNXRUNTIME, crossovers="onnxruntime", runner=_onnxruntime_cpu))
 # Export and inspect only: its measurements are the GPU ones, and no GPU runner is wired (no GPU to test it on).
 register(Target("onnxruntime-gpu", compat.ONNXRUNTIME_GPU, crossovers="tensorrt"))
 register(Target("tensorrt-10", compat.TENSORRT_10, crossovers="tensorrt", engine=True))

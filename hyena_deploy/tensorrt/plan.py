@@ -20,7 +20,7 @@ from pathlib import Path
 
 import onnx
 
-from hyena_deploy import metadata, targets
+from hyena_deploy import compat, metadata
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.plugins.schema import DOMAIN as PLUGIN_DOMAIN
 from hyena_deploy.plugins.schema import OP_TYPE as PLUGIN_OP_TYPE
@@ -84,7 +84,7 @@ class BuildPlan:
 
 
 def compat_target(trt_version: tuple[int, int]) -> str:
-    """The :mod:`hyena_deploy.targets` entry describing a TensorRT release."""
+    """The :mod:`hyena_deploy.targets` entry (``tensorrt-10`` / ``tensorrt-11``) describing a TensorRT release."""
     return "tensorrt-11" if trt_version >= DFT_SINCE else "tensorrt-10"
 
 
@@ -171,5 +171,6 @@ def _graph_warnings(model: onnx.ModelProto, target: str, version: str, have_plug
     if uses_plugin and not have_plugins:
         raise HyenaDeployError("the graph has hyena_deploy::FFTConv nodes (strategy plugin): pass --plugin-lib PATH "
                                "to the TensorRT plugin library implementing them, or re-export with --fftconv monarch")
-    warnings = targets.require_compatible(model, target, f"the graph does not build on TensorRT {version}")
+    rules = compat.TENSORRT_11 if target == "tensorrt-11" else compat.TENSORRT_10  # the table's entries for them
+    warnings = compat.require_compatible(model, rules, f"the graph does not build on TensorRT {version}")
     return [str(p) for p in warnings if not (have_plugins and p.code == "plugin-required")]

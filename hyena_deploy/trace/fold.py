@@ -81,30 +81,62 @@ def _is_random(node: Node) -> bool:
 
 
 def fold_input_independent(program: ExportedProgram) -> list[FoldedConstant]:
-    """Replace, in place, every input-independent value read by an input-dependent node with a constant."""
+    """Replace, in place, every input-independent value read by an input-dependent node with a constant.
+
+    Values are computed in graph order and released once nothing left to compute reads them, so
+    the peak memory is that of one eager forward's filter computation, not of all intermediates.
+    """
     graph = program.graph
     dependent = input_dependent(program)
     leaves = _constant_leaves(program)
+    frontier = {n for n in graph.nodes if n not in dependent and any(u in dependent for u in n.users)}
+    needed = _constant_ancestors(frontier, dependent)
+    readers = {n: sum(u in needed for u in n.users) for n in needed}
     values: dict[Node, object] = {}
     folded: list[FoldedConstant] = []
     fake_mode = _fake_mode(program)
-    for node in list(graph.nodes):
-        if node in dependent or node.op == "output" or not any(u in dependent for u in node.users):
-            continue
-        if node.op == "placeholder":
-            if isinstance(leaves.get(node), torch.Tensor) and leaves[node].is_complex():
-                folded.append(_replace(program, node, leaves[node], fake_mode, dependent))
-            continue
-        value = _evaluate(node, values, leaves)
-        if isinstance(value, (int, float, bool)):
-            for user in list(node.users):
-                user.args = map_aggregate(user.args, lambda a, n=node, v=value: v if a is n else a)
-                user.kwargs = map_aggregate(user.kwargs, lambda a, n=node, v=value: v if a is n else a)
-        elif isinstance(value, torch.Tensor) and (value.is_complex() or not _only_relabels(node)):
-            folded.append(_replace(program, node, value, fake_mode, dependent))
+    for node in [n for n in graph.nodes if n in needed]:
+        values[node] = leaves[node] if node.op == "placeholder" else _evaluate(node, values)
+        for parent in dict.fromkeys(node.all_input_nodes):
+            readers[parent] -= 1
+            if not readers[parent]:
+                del values[parent]
+        if node in frontier:
+            folded.extend(_fold(program, node, values[node], fake_mode, dependent))
+        if not readers[node]:
+            del values[node]
     _remove_dead_constants(program, dependent)
     program.graph_module.recompile()
     return folded
+
+
+def _constant_ancestors(frontier: set[Node], dependent: set[Node]) -> set[Node]:
+    """The frontier and every input-independent node it is computed from."""
+    needed, stack = set(), list(frontier)
+    while stack:
+        node = stack.pop()
+        if node not in needed and node not in dependent:
+            needed.add(node)
+            stack.extend(node.all_input_nodes)
+    return needed
+
+
+def _fold(program: ExportedProgram, node: Node, value: object, fake_mode, dependent: set[Node]) -> list[FoldedConstant]:
+    """Make the input-dependent readers of ``node`` read ``value``: a Python scalar in place, a tensor as a constant.
+
+    A parameter or buffer is already a constant (only a complex one is replaced, by its real view);
+    a chain that only relabels one weight is left as traced, so no weight is stored twice.
+    """
+    if isinstance(value, (int, float, bool)) and node.op != "placeholder":
+        for user in [u for u in node.users if u in dependent]:
+            user.args = map_aggregate(user.args, lambda a: value if a is node else a)
+            user.kwargs = map_aggregate(user.kwargs, lambda a: value if a is node else a)
+        return []
+    if not isinstance(value, torch.Tensor):
+        return []
+    if value.is_complex() or (node.op != "placeholder" and not _only_relabels(node)):
+        return [_replace(program, node, value, fake_mode, dependent)]
+    return []
 
 
 def _constant_leaves(program: ExportedProgram) -> dict[Node, object]:
@@ -122,24 +154,16 @@ def _constant_leaves(program: ExportedProgram) -> dict[Node, object]:
     return leaves
 
 
-def _evaluate(node: Node, values: dict[Node, object], leaves: dict[Node, object]) -> object:
-    """The eager value of an input-independent node (memoised over its ancestors)."""
-    if node in values:
-        return values[node]
-    if node.op == "placeholder":
-        return leaves[node]
-    for parent in node.all_input_nodes:
-        if parent not in values:
-            values[parent] = _evaluate(parent, values, leaves)
+def _evaluate(node: Node, values: dict[Node, object]) -> object:
+    """The eager value of an input-independent node whose inputs are in ``values``."""
     args = map_arg(node.args, lambda n: values[n])
     kwargs = map_arg(node.kwargs, lambda n: values[n])
     try:
         with torch.no_grad():
-            values[node] = node.target(*args, **kwargs)
+            return node.target(*args, **kwargs)
     except Exception as exc:  # an op that ran in the traced forward but not eagerly here
         raise HyenaDeployError(f"folding {node.target} in {module_path(node) or 'the top-level module'} failed: "
                                f"{type(exc).__name__}: {first_line(exc)}") from None
-    return values[node]
 
 
 def _only_relabels(node: Node) -> bool:

@@ -33,7 +33,8 @@ __all__ = ["IR_VERSION", "MIN_OPSET", "check_runs_in_torch", "export_program", "
 def trace(loaded: LoadedModel, seq_len: int, batch: int | None, opset: int) -> onnx.ModelProto:
     """Export at a static sequence length; batch is dynamic unless ``batch`` is given.
 
-    Exporter chatter is captured and only shown (its last line) when the export fails. The
+    The model first runs once in PyTorch at that length (a failure or NaN/Inf output is refused in
+    one line). Exporter chatter is swallowed; a failed translation is named by op and module. The
     exporter's ``value_info`` is dropped: for dynamic shapes it is known to be wrong around IRFFT.
     """
     if opset < MIN_OPSET:
@@ -56,7 +57,8 @@ def trace(loaded: LoadedModel, seq_len: int, batch: int | None, opset: int) -> o
 
 def export_program(loaded: LoadedModel, example: tuple[torch.Tensor, ...],
                    dynamic_batch: bool) -> torch.export.ExportedProgram:
-    """``torch.export`` of the model with every input-independent subgraph folded to a constant."""
+    """``torch.export`` of the model, every input-independent subgraph folded to a constant and the
+    complex ops torch.onnx cannot translate rewritten (see the module docstring)."""
     dynamic_shapes = None
     if dynamic_batch:
         dim = torch.export.Dim("batch", min=1, max=4096)

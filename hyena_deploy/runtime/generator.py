@@ -130,14 +130,17 @@ class Generator:
 
     def prefill(self, prompt_ids: np.ndarray, chunk: int | None = None, states: States | None = None
                 ) -> tuple[np.ndarray, States]:
-        """Feed ``prompt_ids`` (B, L) in chunks of ``chunk`` tokens (all at once when None): logits (B, L, V)."""
+        """Feed ``prompt_ids`` (B, L) in chunks of ``chunk`` tokens (default 128): logits (B, L, V).
+
+        Any chunk size gives the same result; modal layers pay O(chunk²) per channel inside a chunk.
+        """
         prompt_ids = np.asarray(prompt_ids, dtype=np.int64)
         if prompt_ids.ndim != 2 or prompt_ids.shape[1] < 1:
             raise HyenaDeployError(f"prompt ids must be (batch, length >= 1), got shape {prompt_ids.shape}")
         if chunk is not None and chunk < 1:
             raise HyenaDeployError(f"prefill chunk must be >= 1, got {chunk}")
         states = self.initial_states(prompt_ids.shape[0]) if states is None else states
-        size = chunk or prompt_ids.shape[1]
+        size = chunk or DEFAULT_PREFILL_CHUNK
         pieces = []
         for start in range(0, prompt_ids.shape[1], size):
             logits, states = self.step(prompt_ids[:, start:start + size], states)
@@ -177,7 +180,6 @@ class Generator:
         if max_new_tokens < 1:
             raise HyenaDeployError(f"max new tokens must be >= 1, got {max_new_tokens}")
         pick = sampler(temperature, top_k, top_p, seed)
-        chunk = chunk or DEFAULT_PREFILL_CHUNK
         started = time.perf_counter()
         last, rows = [], []
         for prompt in prompts:

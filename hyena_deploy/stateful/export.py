@@ -2,8 +2,8 @@
 
 The decode graph takes a chunk of token ids (B, T >= 1, both dynamic) and every state; with all-zero
 states it is the prefill, so no separate prefill graph is written. Verification is fail-closed:
-nothing is written unless step-by-step decoding after prompts of several lengths (1, 7, an odd one;
-batch 3 and 1) matches PyTorch's full forward on the same prefix, chunked prefill (chunks of 1, 7
+nothing is written unless step-by-step decoding after prompts of several lengths (1, 7, an odd one
+near a third of the context, prefilled in the Generator's chunks; batch 3 and 1) matches PyTorch's full forward on the same prefix, chunked prefill (chunks of 1, 7
 and 100) matches one-shot prefill, and greedy tokens match PyTorch's full-recompute greedy tokens.
 """
 
@@ -190,7 +190,7 @@ def verify_decoder(loaded: LoadedModel, generator: Generator, tolerance: Toleran
         case = f"B={batch} prompt={length} +{steps} steps"
         reports.append(compare_output(LOGITS, case, want, np.concatenate(pieces, axis=1), tolerance))
     ids = loaded.make_inputs(2, min(limit, max(PREFILL_CHUNKS) + 31), rng)[0].numpy()
-    whole, whole_states = generator.prefill(ids)
+    whole, whole_states = generator.prefill(ids, chunk=ids.shape[1])
     for chunk in PREFILL_CHUNKS:
         logits, states = generator.prefill(ids, chunk)
         case = f"B=2 L={ids.shape[1]} chunk={chunk} vs one-shot"

@@ -10,6 +10,7 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <chrono>
 #include <iostream>
 #include <vector>
 
@@ -47,6 +48,7 @@ std::vector<int64_t> generate(const hyena::Arguments& args, const hyena::Statefu
   Ort::IoBinding binding(session);
   Ort::RunOptions run_options;
   std::vector<int64_t> ids = args.prompt, generated;
+  hyena::Timer timer;
   for (int step = 0; step < args.max_new_tokens; ++step) {
     std::vector<int64_t> ids_shape{1, static_cast<int64_t>(ids.size())};
     Ort::Value ids_value = Ort::Value::CreateTensor<int64_t>(cpu, ids.data(), ids.size(), ids_shape.data(), 2);
@@ -67,7 +69,9 @@ std::vector<int64_t> generate(const hyena::Arguments& args, const hyena::Statefu
     generated.push_back(token);
     for (size_t i = 0; i < layout.states.size(); ++i) states[i] = std::move(outputs[1 + i]);
     ids.assign(1, token);
+    timer.lap();
   }
+  timer.report();
   return generated;
 }
 

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cctype>
+#include <chrono>
 #include <cstdint>
+#include <iostream>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -218,6 +220,29 @@ inline void check_prompt(const Arguments& args, const StatefulLayout& layout) {
     throw std::runtime_error("prompt + new tokens exceed the max context " + std::to_string(layout.max_context));
   }
 }
+
+// Times the prompt call and the one-token calls; reports on stderr as `hyena-deploy generate` does.
+class Timer {
+ public:
+  void lap() {
+    const auto now = std::chrono::steady_clock::now();
+    laps_.push_back(std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+  void report() const {
+    if (laps_.empty()) return;
+    double decode = 0.0;
+    for (size_t i = 1; i < laps_.size(); ++i) decode += laps_[i];
+    std::cerr.setf(std::ios::fixed);
+    std::cerr.precision(2);
+    std::cerr << "prefill " << laps_[0] << " ms; decode "
+              << (laps_.size() > 1 ? decode / static_cast<double>(laps_.size() - 1) : 0.0) << " ms/token\n";
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::vector<double> laps_;
+};
 
 template <typename T>
 int64_t argmax(const T* row, int64_t count) {

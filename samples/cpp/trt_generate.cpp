@@ -10,6 +10,7 @@
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -72,6 +73,7 @@ std::vector<int64_t> generate(const hyena::Arguments& args, const hyena::Statefu
 
   std::vector<int64_t> chunk = args.prompt, generated;
   std::vector<float> last_row(vocab);
+  hyena::Timer timer;
   for (int step = 0; step < args.max_new_tokens; ++step) {
     const int64_t length = static_cast<int64_t>(chunk.size());
     check(cudaMemcpyAsync(ids.ptr, chunk.data(), sizeof(int64_t) * length, cudaMemcpyHostToDevice, stream), "upload");
@@ -95,7 +97,9 @@ std::vector<int64_t> generate(const hyena::Arguments& args, const hyena::Statefu
     generated.push_back(token);
     std::swap(reads, writes);  // this call's output states are the next call's input states
     chunk.assign(1, token);
+    timer.lap();
   }
+  timer.report();
   cudaStreamDestroy(stream);
   return generated;
 }

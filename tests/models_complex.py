@@ -289,3 +289,20 @@ def sized_required(seq_len: int):
 
 def raises_multiline():
     raise ValueError("checkpoint missing\n  (a second line a one-line error must not show)")
+
+
+class BranchesOnValue(nn.Module):
+    """Python control flow on a tensor's value: torch.export cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return self.lin(x)
+        return x
+
+
+def branches_on_value():
+    return BranchesOnValue(), torch.randn(1, 16, 8)

@@ -57,8 +57,14 @@ def test_complex_filter_models_export(tmp_path: Path, name: str, strategy: str, 
 
 def test_untranslatable_complex_op_names_op_and_module(tmp_path: Path) -> None:
     line = assert_one_line_error(run("export", f"{COMPLEX}:untranslatable", "-o", tmp_path / "x.onnx"),
-                                 "aten.exp.default on a complex tensor in blocks.0.filter")
+                                 "aten.exp.default on a complex tensor in blocks.0.filter (models_complex.py:")
     assert not (tmp_path / "x.onnx").exists() and len(line) < 300
+
+
+def test_export_failure_names_the_model_line(tmp_path: Path) -> None:
+    line = assert_one_line_error(run("export", f"{COMPLEX}:branches_on_value", "-o", tmp_path / "x.onnx"),
+                                 "data-dependent control flow cannot be exported), at models_complex.py:")
+    assert line.endswith("in forward: if x.sum() > 0:")
 
 
 @pytest.mark.parametrize("flag", ["--seq-len", pytest.param("--max-seq-len", marks=pytest.mark.xfail(

@@ -17,10 +17,10 @@ import numpy as np
 import onnx
 import torch
 
-from hyena_deploy.errors import HyenaDeployError, first_line
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.trace.complex_lowering import lower_complex_ops
-from hyena_deploy.trace.diagnose import translation_failure
+from hyena_deploy.trace.diagnose import export_failure, translation_failure
 from hyena_deploy.trace.fold import fold_input_independent
 from hyena_deploy.trace.torch_run import check_runs_in_torch
 
@@ -66,8 +66,8 @@ def export_program(loaded: LoadedModel, example: tuple[torch.Tensor, ...],
     with _quiet():
         try:
             program = torch.export.export(loaded.module, example, dynamic_shapes=dynamic_shapes, strict=False)
-        except Exception as exc:  # torch.export raises many types; its first line names the cause
-            raise HyenaDeployError(f"torch.export could not trace the model: {first_line(exc)}") from None
+        except Exception as exc:  # torch.export raises many types; say what and where in the model's code
+            raise HyenaDeployError(f"torch.export could not trace the model: {export_failure(exc)}") from None
     fold_input_independent(program)
     lower_complex_ops(program)
     return program

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -61,6 +62,17 @@ def graph_input_names(model: onnx.ModelProto) -> list[str]:
     """Names of the graph inputs a caller feeds (initializers listed as inputs excluded)."""
     inits = {i.name for i in model.graph.initializer}
     return [vi.name for vi in model.graph.input if vi.name not in inits]
+
+
+def module_scopes(node: onnx.NodeProto) -> list[str]:
+    """The PyTorch module paths a dynamo-traced node was traced inside, outermost first ('' is the model itself);
+    empty for nodes without scope metadata (those hyena-deploy adds)."""
+    text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    try:
+        names = ast.literal_eval(text) if text else []
+    except (ValueError, SyntaxError):
+        return []
+    return [str(n) for n in names[:-1]] if isinstance(names, list) else []  # the last entry names the node itself
 
 
 def axis1_length(vi: onnx.ValueInfoProto) -> int | None:

@@ -10,13 +10,12 @@ not (a time-varying Div, a flip) only narrows the site instead of being folded i
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from hyena_deploy.graph import constant_value, consumers, producers, value_dependent
+from hyena_deploy.graph import constant_value, consumers, module_scopes, producers, value_dependent
 
 # Unary ops that relabel, pad, cast or scale the signal before the forward DFT.
 _SIGNAL_PREP = {"Pad", "Unsqueeze", "Reshape", "Transpose", "Cast", "Identity", "Mul", "Div", "Concat", "Squeeze"}
@@ -55,15 +54,8 @@ class SkippedSite:
 
 def module_path(node: onnx.NodeProto) -> str:
     """The PyTorch module path a dynamo-traced node came from (``blocks.0.filter``), or ""."""
-    meta = {p.key: p.value for p in node.metadata_props}
-    scopes = meta.get("pkg.torch.onnx.name_scopes")
-    if not scopes:
-        return ""
-    try:
-        names = ast.literal_eval(scopes)
-    except (ValueError, SyntaxError):
-        return ""
-    return ".".join(n for n in names[:-1] if n) if isinstance(names, list) else ""
+    scopes = module_scopes(node)
+    return scopes[-1] if scopes else ""
 
 
 def _is_inverse(node: onnx.NodeProto) -> bool:

@@ -12,7 +12,6 @@ or called more than once are not compared.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +19,7 @@ import onnx
 import torch
 from torch.utils._pytree import tree_leaves
 
-from hyena_deploy.graph import consumers, graph_input_names
+from hyena_deploy.graph import consumers, graph_input_names, module_scopes
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.rewrite.replace import static_length
@@ -28,7 +27,6 @@ from hyena_deploy.runners.ort_runner import OrtRunner
 from hyena_deploy.verify.cases import fresh_rng
 from hyena_deploy.verify.metrics import OutputReport, Tolerance, compare_output
 
-SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
 @dataclass(frozen=True)
@@ -48,15 +46,9 @@ class LayerReport:
                 f"{self.report.rel_l2:.2e}, max abs {self.report.max_abs:.2e}, cosine {self.report.cosine:.6f}")
 
 
-def module_scopes(model: onnx.ModelProto) -> dict[str, set[str]]:
-    """Node name -> the module paths it was traced inside ('' is the model itself); nodes without scopes absent."""
-    scopes: dict[str, set[str]] = {}
-    for node in model.graph.node:
-        props = {p.key: p.value for p in node.metadata_props}
-        if SCOPES_KEY in props:
-            names = ast.literal_eval(props[SCOPES_KEY])
-            scopes[node.name] = set(names[:-1])  # the last entry names the node itself
-    return scopes
+def scope_table(model: onnx.ModelProto) -> dict[str, set[str]]:
+    """Node name -> the module paths it was traced inside; nodes without scopes absent."""
+    return {node.name: set(scopes) for node in model.graph.node if (scopes := module_scopes(node))}
 
 
 def boundary_tensors(model: onnx.ModelProto, scopes: dict[str, set[str]]) -> dict[str, list[str]]:
@@ -127,7 +119,7 @@ def bisect(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance,
     if inputs is None:
         inputs = [x.numpy() for x in loaded.make_inputs(1 if info.dynamic_batch else _static_batch(model), max_len,
                                                           fresh_rng())]
-    scopes = module_scopes(model)
+    scopes = scope_table(model)
     leaving, entering = boundary_tensors(model, scopes), entering_tensors(model, scopes)
     graph_inputs = set(graph_input_names(model))
     marked = [t for tensors in (*leaving.values(), *entering.values()) for t in tensors if t not in graph_inputs]

@@ -104,8 +104,8 @@ def package_triton(source: Path, repo: Path, *, name: str | None = None, backend
     parsed = model_config.parse(model_config.to_text(config))
     check_config(parsed, signature, layout)
     result = PackageResult(entry=entry, notes=result_notes)
-    result.checks.append(f"config.pbtxt parses as inference.ModelConfig (tritonclient); {len(signature.inputs)} "
-                         f"inputs and {len(signature.outputs)} outputs match the graph")
+    result.checks.append(f"config.pbtxt parses as inference.ModelConfig (tritonclient); every graph input "
+                         f"({len(signature.inputs)}) and output ({len(signature.outputs)}) matches it")
     if layout is not None:
         report = _emulate_sequences(parsed, layout)
         result.checks.append(f"sequence-batcher emulation ({options.strategy}): {report.sequences} sequences, "

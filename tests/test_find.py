@@ -59,7 +59,8 @@ def test_a_product_of_two_signal_spectra_is_skipped_with_the_module_path() -> No
 
 def test_module_path_reads_dynamo_name_scopes() -> None:
     node = onnx.helper.make_node("DFT", ["x"], ["y"])
-    node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'blocks.0', 'filter', '_fft_c2r']")
+    # full module paths, outermost first, then the node's own name: as the dynamo exporter writes them
+    node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'blocks.0', 'blocks.0.filter', '_fft_c2r']")
     assert module_path(node) == "blocks.0.filter"
     assert module_path(onnx.helper.make_node("DFT", ["x"], ["y"])) == ""
     assert str(SkippedSite("node_DFT_3", "", "why")) == "FFT convolution at node_DFT_3 left as traced: why"

@@ -36,7 +36,9 @@ METHODS = ("hankel", "aaa", "prony")
 MAX_RADIUS = 1.0 - 1e-9      # stability margin for pulled-in poles
 PAIR_TOL = 1e-6              # relative distance of a pole to the conjugate of its partner
 NEAR_REAL = 1e-6             # an unpaired pole with |Im p| below this (relative to |p|) is real
+HANKEL_ROWS = 256            # Hankel rows (lags) at most, unless max_order needs more
 HANKEL_COLUMNS = 2048        # Hankel columns kept for long filters
+PAD_POLE = 0.5               # pole of a padding mode (its residue is 0)
 AAA_POINTS = 4096            # largest unit-circle grid for AAA (a divisor of L)
 
 
@@ -139,9 +141,10 @@ def hankel_matrix(h: np.ndarray, rows: int) -> np.ndarray:
     return h[np.arange(rows)[:, None] + np.arange(width)[None, :]]
 
 
-def hankel_rows(length: int, max_order: int) -> int:
-    """Rows of the Hankel matrix: enough for max_order modes, no more than half the filter."""
-    return max(2, min(2 * max_order + 2, length // 2))
+def hankel_rows(length: int, max_order: int, wide: bool = True) -> int:
+    """Hankel rows: up to HANKEL_ROWS when ``wide`` (more lags see slow modes of filters that are not
+    exactly modal), else the 2 max_order + 2 an exactly modal filter needs; never more than half the filter."""
+    return max(2, min(length // 2, max(HANKEL_ROWS if wide else 0, 2 * max_order + 2)))
 
 
 def hankel_singular_values(h: np.ndarray, max_order: int) -> np.ndarray:
@@ -152,12 +155,12 @@ def hankel_singular_values(h: np.ndarray, max_order: int) -> np.ndarray:
 class _PoleFinder:
     """Candidate poles of one filter for any order; the expensive part computed once where possible."""
 
-    def __init__(self, h: np.ndarray, method: str, max_order: int) -> None:
+    def __init__(self, h: np.ndarray, method: str, max_order: int, wide: bool = True) -> None:
         if method not in METHODS:
             raise HyenaDeployError(f"unknown fitting method {method!r} (choose from {', '.join(METHODS)})")
         self.h, self.method = h, method
         if method == "hankel":
-            self.left = scipy.linalg.svd(hankel_matrix(h, hankel_rows(h.shape[-1], max_order)),
+            self.left = scipy.linalg.svd(hankel_matrix(h, hankel_rows(h.shape[-1], max_order, wide)),
                                          full_matrices=False)[0]
         elif method == "aaa":
             length = h.shape[-1]
@@ -187,6 +190,25 @@ class _PoleFinder:
         return 1.0 / z[np.abs(z) > 0]
 
 
+def _strongest(h: np.ndarray, poles: np.ndarray, order: int, direct: bool) -> np.ndarray:
+    """At most ``order`` real state dimensions: the modes contributing most to the least-squares fit.
+
+    AAA's poles pair only approximately, so an unpaired one counts 2 and the set can exceed the order.
+    """
+    if np.sum(np.where(poles.imag == 0, 1, 2)) <= order:
+        return poles
+    fit = solve_residues(h, poles, direct)
+    t = np.arange(h.size)
+    energy = [abs(r) * np.linalg.norm(np.power(p, t)) for p, r in zip(poles, fit.residues)]
+    kept, used = [], 0
+    for i in np.argsort(energy)[::-1]:
+        size = 1 if poles[i].imag == 0 else 2
+        if used + size <= order:
+            kept.append(poles[i])
+            used += size
+    return np.sort_complex(np.asarray(kept, np.complex128))
+
+
 def _refine(h: np.ndarray, fit: ModalFit, direct: bool, max_evals: int) -> ModalFit:
     """Variable projection: move the poles (radius < 1 by construction) to minimise the LS residual."""
     poles = fit.poles
@@ -213,24 +235,25 @@ def _refine(h: np.ndarray, fit: ModalFit, direct: bool, max_evals: int) -> Modal
 
 
 def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel", direct: bool = False,
-               refine: bool = False) -> ModalFit:
+               refine: bool = False, wide: bool = True) -> ModalFit:
     """The lowest-order modal fit of ``h`` (L,) with relative L2 error <= ``tol``, searched up to ``max_order``.
 
     Orders are tried by doubling and then bisection between the last failing and the first passing
     order (the error falls with the order for all three methods); when nothing meets ``tol`` the
-    best fit found is returned, and the caller sees its error.
+    best fit found is returned, and the caller sees its error. ``wide=False`` keeps the Hankel
+    matrix as small as an exactly modal filter allows (fast; for filters expected to be modal).
     """
     h = np.asarray(h, np.float64)
     if h.ndim != 1 or h.size < 2:
         raise HyenaDeployError(f"a filter to fit must have at least 2 samples, got shape {h.shape}")
     if max_order < 1:
         raise HyenaDeployError(f"--max-order must be >= 1, got {max_order}")
-    finder = _PoleFinder(h[1:] if direct else h, method, max_order)  # a direct term breaks shift invariance at t = 0
+    finder = _PoleFinder(h[1:] if direct else h, method, max_order, wide)  # a direct term breaks shift invariance at t = 0
     tried: dict[int, ModalFit] = {}
 
     def attempt(order: int) -> ModalFit:
         if order not in tried:
-            fit = solve_residues(h, _stable_upper(finder.poles(order)), direct)
+            fit = solve_residues(h, _strongest(h, _stable_upper(finder.poles(order)), order, direct), direct)
             if refine and fit.error > tol:
                 fit = _refine(h, fit, direct, max_evals=20 * (order + 1))
             tried[order] = fit
@@ -264,10 +287,11 @@ def fit_filters(h: np.ndarray, tol: float, max_order: int, method: str = "hankel
 def stack_fits(fits: list[ModalFit]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(poles, residues) as (C, N) complex arrays, zero-padded to the widest channel, and direct terms (C,).
 
-    A padded mode has p = 0 and R = 0, so it adds nothing to the filter.
+    A padded mode has p = PAD_POLE and R = 0: it adds nothing to the filter, and unlike p = 0 its
+    powers and logarithm are finite everywhere (complex ``0 ** 0`` is NaN in torch).
     """
     width = max((f.poles.size for f in fits), default=0)
-    poles = np.zeros((len(fits), width), np.complex128)
+    poles = np.full((len(fits), width), PAD_POLE, np.complex128)
     residues = np.zeros_like(poles)
     for c, fit in enumerate(fits):
         poles[c, :fit.poles.size] = fit.poles

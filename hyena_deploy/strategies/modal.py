@@ -44,7 +44,7 @@ class NotModal(HyenaDeployError):
 class ModalPlan:
     """The fitted modal form of every channel (float64), ready to become constants."""
 
-    poles: np.ndarray      # (C, N) complex, Im >= 0 (zero-padded modes have p = 0, R = 0)
+    poles: np.ndarray      # (C, N) complex, Im >= 0 (padding modes have R = 0)
     residues: np.ndarray   # (C, N) complex
     direct: np.ndarray     # (C,)
     length: int            # maximum length the graph serves
@@ -83,7 +83,7 @@ _KEPT_FITS = 64
 def _fit(h: np.ndarray) -> ModalPlan | NotModal:
     fits = []
     for c, channel in enumerate(h):
-        fit = fit_filter(channel, MODAL_TOL, 2 * MAX_MODES, "hankel", direct=True)
+        fit = fit_filter(channel, MODAL_TOL, 2 * MAX_MODES, "hankel", direct=True, wide=False)
         if fit.error > MODAL_TOL:
             return NotModal(f"--fftconv modal: filter channel {c} is not modal to fp32 accuracy (best relative "
                             f"L2 {fit.error:.1e} > {MODAL_TOL:g} with up to {MAX_MODES} modes); choose another "

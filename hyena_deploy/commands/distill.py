@@ -1,0 +1,92 @@
+"""``hyena-deploy distill``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hyena_deploy.distill.checkpoint import check_output_dir, write_distilled
+from hyena_deploy.distill.fit import METHODS
+from hyena_deploy.distill.run import FitOptions, check_options, distill, filter_samples, hankel_plot, implicit_filters, report
+from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.registry import families
+from hyena_deploy.report import console, write_json
+from hyena_deploy.sources import SAMPLES_DIR, load_source, sample_names
+
+
+def _checkpoint_directory(source: str) -> Path:
+    """The directory a SOURCE was loaded from (the distilled checkpoint keeps a copy of it)."""
+    if Path(source).is_dir():
+        return Path(source)
+    if source in sample_names():
+        return SAMPLES_DIR / source
+    raise HyenaDeployError(f"{source}: distill needs a checkpoint directory or a bundled sample "
+                           "(a FILE.py:factory model has no checkpoint to write the modal filters beside)")
+
+
+@click.command("distill")
+@click.argument("source")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Distilled checkpoint directory to create (written only when the logits check passes).")
+@click.option("--tol", type=float, default=1e-3, show_default=True,
+              help="Filter relative L2 error (over its full length) each channel's fit must reach.")
+@click.option("--max-order", type=int, default=64, show_default=True,
+              help="Largest real state dimension per channel (a conjugate pair counts 2).")
+@click.option("--method", type=click.Choice(METHODS), default="hankel", show_default=True,
+              help="How the poles are found (the residues are always least squares over the whole filter).")
+@click.option("--refine", is_flag=True, help="Refine the poles by nonlinear least squares on the filter samples.")
+@click.option("--direct", is_flag=True, help="Fit a direct term at t = 0 too (folded into the D skip).")
+@click.option("--max-logits-err", type=float, default=1e-2, show_default=True,
+              help="Largest relative L2 of the distilled model's outputs against the original's.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write a JSON report here.")
+@click.option("--plot", type=click.Path(path_type=Path), help="Write the Hankel singular value plot here (PNG/SVG).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random check inputs.")
+def distill_command(source: str, output: Path, tol: float, max_order: int, method: str, refine: bool,
+                    direct: bool, max_logits_err: float, report_path: Path | None, plot: Path | None,
+                    seed: int) -> None:
+    """Distil SOURCE's implicit long filters into modal (state-space) form: a checkpoint export accepts."""
+    base = _checkpoint_directory(source)
+    check_output_dir(output)
+    loaded = load_source(source)
+    family = next((f.name for f in families().values() if f.matches(base)), "unknown")
+    options = FitOptions(tol, max_order, method, refine, direct)
+    check_options(options, max_logits_err)
+    found = implicit_filters(loaded.module)
+    total = sum(filter_samples(module).shape[0] for _, module, _ in found)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("fitting", total=max(total, 1))
+        fits, layers, errors = distill(loaded, options, max_logits_err, seed,
+                                       advance=lambda name: progress.update(task, advance=1, description=name))
+    payload = report(source, options, fits, errors)
+    write_distilled(output, base, family, layers, {k: payload[k] for k in ("tol", "max_order", "method", "refine",
+                                                                           "direct", "logits_rel_l2")})
+    if report_path is not None:
+        write_json(report_path, payload)
+    if plot is not None:
+        hankel_plot(plot, fits)
+    _print(payload, output)
+
+
+def _print(payload: dict, output: Path) -> None:
+    table = Table(title="distilled filters")
+    for column in ("layer", "channels", "order min/median/max", "filter rel L2 max", "state bytes before -> after"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for layer in payload["layers"]:
+        for i, group in enumerate(layer["groups"]):
+            name = layer["module"] + (f" [{i}]" if len(layer["groups"]) > 1 else "")
+            state = layer["state_bytes"]
+            table.add_row(name, str(group["channels"]),
+                          f"{group['order_min']}/{group['order_median']:g}/{group['order_max']}",
+                          f"{group['filter_error_max']:.1e}",
+                          f"{state['history']:,} -> {state['modal']:,}" if i == 0 else "")
+    console.print(table)
+    worst = max(payload["logits_rel_l2"].values())
+    total = payload["state_bytes_per_sequence"]
+    console.print(f"outputs rel L2 vs original: {worst:.2e} (worst case); streaming state per sequence "
+                  f"{total['before']:,} -> {total['after']:,} bytes")
+    console.print(f"wrote {output}")
+

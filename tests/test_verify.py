@@ -139,3 +139,20 @@ def test_the_exported_example_is_among_the_verified_cases(tiny, tmp_path):
     result = export_model(loaded, tmp_path / "m.onnx", fftconv="direct", seq_len=LENGTH)
     assert "example inputs" in {r.case for r in result.reports}
     assert Path(result.files[0]).exists()
+
+
+def test_check_bisect_on_the_command_line(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from hyena_deploy.cli import main
+
+    _, model = tiny
+    clean, bad = tmp_path / "clean.onnx", tmp_path / "bad.onnx"
+    onnx.save(model, str(clean))
+    onnx.save(_corrupt_site(model, 0, 1.01), str(bad))
+    ok = CliRunner().invoke(main, ["check", "hyena-tiny", str(clean), "--bisect"])
+    assert ok.exit_code == 0 and "no module diverges" in ok.output, ok.output
+    failed = CliRunner().invoke(main, ["check", "hyena-tiny", str(bad), "--bisect"])
+    assert failed.exit_code == 1
+    last = failed.output.strip().splitlines()[-1]
+    assert last.startswith("error: FAILED") and "first diverging module: layers.0.mixer (HyenaOperator)" in last

@@ -15,6 +15,7 @@ from hyena_deploy.graph import NodeBuilder, axis1_length, topological_sort
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.names import PADDING_PREFIX
 from hyena_deploy.runners.torch_runner import TorchRunner
+from hyena_deploy.verify.metrics import Tolerance, compare_output
 
 CAUSALITY_TOLERANCE = 1e-5  # relative L2 between m(x[:, :L]) and m(x)[:, :L]
 
@@ -44,8 +45,7 @@ def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Genera
                 raise HyenaDeployError(
                     f"output {index} has shape {cut.shape} at length {length} and {whole.shape} at {max_len}: "
                     "it has no sequence axis 1, so a dynamic length is not possible; export with --seq-len")
-            ref = whole[:, :length]
-            err = np.linalg.norm(cut - ref) / max(np.linalg.norm(ref), 1e-30)
+            err = compare_output(f"output {index}", f"L={length}", whole[:, :length], cut, Tolerance()).rel_l2
             if not err <= CAUSALITY_TOLERANCE:
                 raise HyenaDeployError(
                     f"the model is not causal along axis 1 (output {index} at length {length} differs from the "

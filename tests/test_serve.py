@@ -113,6 +113,23 @@ def test_emulated_sequences_equal_full_recompute(toy, strategy: str, max_batch: 
     assert report.largest_batch == min(max_batch, 3)  # three live sequences share the one-token steps
 
 
+@pytest.mark.parametrize("max_context", [2, 5, 40])
+def test_emulation_fits_short_contexts(toy, max_context: int) -> None:
+    directory, w = toy
+    layout = read_layout(directory)
+    config = parse(to_text(stateful_config(graph_signature(load_graph(layout.decode)), layout,
+                                           ServeOptions("toy", max_batch=4))))
+    seen: list[tuple[int, int]] = []
+
+    def reference(prompt: np.ndarray, count: int) -> np.ndarray:
+        seen.append((prompt.size, count))
+        return greedy_reference(w, prompt, count)
+
+    check_sequence_batching(config, DecodeModel(layout.decode), "input_ids", "logits", VOCAB, reference,
+                            "full recompute", max_context=max_context)
+    assert all(length + count <= max_context for length, count in seen) and len(seen) == 4
+
+
 def test_start_resets_a_live_sequence_and_end_frees_it(toy) -> None:
     directory, w = toy
     layout = read_layout(directory)

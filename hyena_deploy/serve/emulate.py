@@ -193,10 +193,12 @@ def check_sequence_batching(config, model: Backend, input_ids: str, logits: str,
     as many at once as there are slots, the rest after them), then a START on a sequence still holding
     state: every token must equal ``reference``'s for the same prompt."""
     rng = np.random.default_rng(seed)
-    new_tokens = 6
-    lengths = {1: 5, 2: 5, 3: 9}
-    if max_context is not None and max(lengths.values()) + new_tokens > max_context:
-        raise HyenaDeployError(f"max_context {max_context} is too short for the emulation's sequences")
+    context = 15 if max_context is None else max_context  # prompts of 5, 5 and 9 tokens + 6 new ones fit in 15
+    if context < 2:
+        raise HyenaDeployError(f"max_context {context}: the emulation needs room for a prompt and a new token")
+    longest = min(9, context // 2)
+    new_tokens = min(6, context - longest)
+    lengths = {1: min(5, longest), 2: min(5, longest), 3: longest}
     prompts = {corrid: rng.integers(0, vocab_size, length) for corrid, length in lengths.items()}
     batcher = SequenceBatcher(config, model)
     at_once = batcher.max_batch if batcher.direct else len(prompts)
@@ -205,8 +207,9 @@ def check_sequence_batching(config, model: Backend, input_ids: str, logits: str,
     for first in range(0, len(corrids), at_once):
         wave = {c: prompts[c] for c in corrids[first:first + at_once]}
         got.update(greedy_tokens(batcher, input_ids, logits, wave, new_tokens))
-    greedy_tokens(batcher, input_ids, logits, {4: rng.integers(0, vocab_size, 4)}, 3, end=False)
-    restart = rng.integers(0, vocab_size, 3)
+    greedy_tokens(batcher, input_ids, logits, {4: rng.integers(0, vocab_size, min(4, longest))}, new_tokens,
+                  end=False)
+    restart = rng.integers(0, vocab_size, min(3, longest))
     got_restart = greedy_tokens(batcher, input_ids, logits, {4: restart}, new_tokens)[4]
     for label, prompt, tokens in [*((f"sequence {c}", prompts[c], got[c]) for c in prompts),
                                   ("a new START on a live sequence", restart, got_restart)]:

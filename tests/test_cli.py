@@ -7,6 +7,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -230,3 +231,23 @@ def test_low_precision_export_and_check(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert metadata.read(onnx.load(str(out)))["precision"] == "fp16"
     assert run("check", "hyena-tiny", out).exit_code == 0
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    ({"ids": np.zeros((1, 8), np.int64)}, "missing ['input_ids']; unexpected ['ids']"),
+    ({"input_ids": np.zeros((1, 8), np.int64), "extra": np.zeros(1)}, "unexpected ['extra']"),
+    ({"input_ids": np.zeros((1, 8), np.float32)}, "'input_ids' is float32, the model takes int64"),
+    ({"input_ids": np.zeros((1, 8, 2), np.int64)}, "'input_ids' has 3 dims (1, 8, 2), the model takes 2"),
+    ({"input_ids": np.zeros((1, 300), np.int64)}, "'input_ids' has length 300; the model takes 1..256"),
+])
+def test_check_inputs_are_validated_before_anything_runs(exported: Path, tmp_path: Path, arrays, needle) -> None:
+    path = tmp_path / "in.npz"
+    np.savez(path, **arrays)
+    assert_one_line_error(run("check", "hyena-tiny", exported, "--inputs", path), needle)
+
+
+def test_check_runs_the_users_inputs(exported: Path, tmp_path: Path) -> None:
+    path = tmp_path / "mine.npz"
+    np.savez(path, input_ids=np.random.default_rng(0).integers(0, 16, (2, 33)))
+    result = run("check", "hyena-tiny", exported, "--inputs", path)
+    assert result.exit_code == 0 and "mine.npz" in result.output, result.output

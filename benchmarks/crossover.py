@@ -5,10 +5,15 @@ benchmark's session options, median of ``--repeats`` runs after a warm-up. ``--f
 per filter length, the strategy that was fastest here. TensorRT needs a GPU and is not measured: its
 rules are carried over from the existing file.
 
-    python benchmarks/crossover.py [--threads 2] [--repeats 7] [--radices]
+    python benchmarks/crossover.py [--threads 2] [--repeats 7] [--radices] [--modal | --modal-only]
 
 ``--radices`` also times a few Monarch radix plans per FFT size against the default
 (:func:`hyena_deploy.strategies.monarch.radices`) and prints them.
+
+``--modal`` also times modal vs monarch on exactly modal filters per (length, modes) and writes the
+``modal`` rules ``[[min_length, max_modes], ...]``: from ``min_length`` on, a filter that is modal
+with at most ``max_modes`` modes gets ``modal`` (0: never). ``--modal-only`` keeps the file's other
+rules as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ MEASURED = ("direct", "monarch", "dft")
 TRT_BY_HAND = {"rules": [[64, "direct"], [None, "monarch"]],
                "note": "not measured (needs a GPU): direct Conv for short filters, monarch MatMuls beyond"}
 MARGIN = 0.1    # a strategy must beat monarch by 10% to be chosen over it
+MODAL_LENGTHS = (1024, 4096, 16384, 65536)
+MODAL_MODES = (1, 2, 4, 8, 16, 32)
+MODAL_CHANNELS = 32  # both strategies scale linearly in channels; fewer keep the modal fits short
 GIVE_UP = 10.0  # stop timing a strategy once it is this many times slower than the best
 
 
@@ -97,6 +105,34 @@ def rules(table: dict[int, dict[str, float]]) -> list[list]:
     return out
 
 
+def modal_filters(length: int, modes: int, rng: np.random.Generator) -> np.ndarray:
+    from hyena_deploy.distill.fit import modal_impulse
+
+    radius = 1 - 10 ** rng.uniform(-5, -2, (MODAL_CHANNELS, modes))
+    poles = radius * np.exp(1j * rng.uniform(0, np.pi, (MODAL_CHANNELS, modes)))
+    return modal_impulse(poles, rng.standard_normal(poles.shape) + 1j * rng.standard_normal(poles.shape), length)
+
+
+def measure_modal(threads: int, repeats: int) -> tuple[list[list[int]], dict]:
+    """Modal vs monarch per (length, modes); rules: per length the most modes at which modal wins by MARGIN."""
+    rng = np.random.default_rng(2)
+    rules_out, timings = [], {}
+    for length in MODAL_LENGTHS:
+        u = rng.standard_normal((1, MODAL_CHANNELS, length)).astype(np.float32)
+        winning = 0
+        for modes in MODAL_MODES:
+            h = modal_filters(length, modes, rng)
+            row = {s: median_ms(site(BUILDERS[s], h), u, threads, repeats) for s in ("modal", "monarch")}
+            timings[f"{length}/{modes}"] = {s: round(ms, 3) for s, ms in row.items()}
+            print(f"{length:6d} taps, {modes:2d} modes: modal {row['modal']:8.2f} ms  monarch {row['monarch']:8.2f} ms",
+                  flush=True)
+            if row["modal"] >= (1 - MARGIN) * row["monarch"]:
+                break
+            winning = modes
+        rules_out.append([length, winning])
+    return rules_out, timings
+
+
 def radix_plans(n: int) -> list[tuple[int, ...]]:
     """The default plan and neighbours: first radix 16..128, the rest 2..32, at most 5 stages."""
     p = n.bit_length() - 1
@@ -130,10 +166,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--radices", action="store_true", help="also time Monarch radix plans")
+    parser.add_argument("--modal", action="store_true", help="also measure the modal crossover")
+    parser.add_argument("--modal-only", action="store_true", help="measure only the modal crossover")
     parser.add_argument("--output", type=Path, default=TABLE)
     args = parser.parse_args()
-    table = measure(args.threads, args.repeats)
     previous = json.loads(TABLE.read_text())["targets"] if TABLE.is_file() else {}
+    if args.modal or args.modal_only:
+        modal_rules, modal_ms = measure_modal(args.threads, args.repeats)
+    if args.modal_only:
+        payload = json.loads(TABLE.read_text())
+        payload["targets"]["onnxruntime"].update({"modal": modal_rules, "modal_median_ms": modal_ms})
+        args.output.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.output}: onnxruntime modal rules {modal_rules}")
+        return
+    table = measure(args.threads, args.repeats)
     machine = machine_info(args.threads)
     payload = {
         "source": "benchmarks/crossover.py: median ONNX Runtime CPU latency of one convolution site "
@@ -146,6 +192,9 @@ def main() -> None:
             "tensorrt": previous["tensorrt"] if "rules" in previous.get("tensorrt", {}) else TRT_BY_HAND,
         },
     }
+    kept_modal = {k: v for k, v in previous.get("onnxruntime", {}).items() if k.startswith("modal")}
+    payload["targets"]["onnxruntime"].update(
+        {"modal": modal_rules, "modal_median_ms": modal_ms} if args.modal else kept_modal)
     args.output.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.output}: onnxruntime rules {payload['targets']['onnxruntime']['rules']}")
     if args.radices:

@@ -11,7 +11,7 @@ from onnx import helper
 from hyena_deploy.distill.fit import modal_impulse
 from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.spectral import causal_conv_reference
-from hyena_deploy.strategies import chooser, modal
+from hyena_deploy.strategies import auto, chooser, modal
 
 ALLOWED_OPS = {"MatMul", "Mul", "Add", "Sub", "Reshape", "Transpose", "Slice", "Pad", "Concat", "Shape", "Mod",
                "ConstantOfShape"}
@@ -101,3 +101,17 @@ def test_chunk_size_grows_with_modes_and_never_exceeds_the_length() -> None:
     assert modal.chunk_size(65536, 16) >= modal.chunk_size(65536, 1)
     assert modal.chunk_size(10, 4) == modal.CHUNK_SIZES[0]
     assert all(modal.chunk_size(n, 2) <= max(16, n) for n in (16, 100, 4096))
+
+
+def test_auto_picks_modal_only_where_measured_rules_say_so(monkeypatch) -> None:
+    rng = np.random.default_rng()
+    modal_h, other = modal_filters(3, 2, 1024, rng), rng.standard_normal((3, 1024)) * np.exp(-np.arange(1024) / 99)
+    table = {"targets": {"onnxruntime": {"rules": [[None, "monarch"]], "modal": [[512, 4], [4096, 16]]}}}
+    monkeypatch.setattr(auto, "_crossovers", lambda: table)
+    choose = auto.chooser("onnxruntime")
+    assert choose(modal_h) == "modal"
+    assert choose(other) == "monarch"
+    assert choose(modal_filters(3, 8, 1024, rng)) == "monarch"      # more modes than measured to win here
+    assert choose(modal_filters(3, 2, 256, rng)) == "monarch"       # shorter than any measured win
+    table["targets"]["onnxruntime"].pop("modal")
+    assert auto.chooser("onnxruntime")(modal_h) == "monarch"        # no measurement, no modal

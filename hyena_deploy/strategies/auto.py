@@ -2,6 +2,8 @@
 
 ``crossovers.json`` beside this file holds, per target, rules ``[max_taps, strategy]`` in order
 (the last one with ``max_taps`` null): a filter of L taps gets the first rule with ``L <= max_taps``.
+A target may also hold ``modal`` rules ``[[min_length, max_modes], ...]`` (measured modal vs monarch):
+a filter at least ``min_length`` long that is modal with at most ``max_modes`` modes gets ``modal``.
 ``benchmarks/crossover.py`` writes the ONNX Runtime rules from median latencies of direct vs
 monarch vs dft per filter length on one CPU; the TensorRT rules are not measured (no GPU there).
 """
@@ -17,6 +19,7 @@ import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.spectral import support
+from hyena_deploy.strategies import modal
 
 _TABLE = Path(__file__).with_name("crossovers.json")
 
@@ -44,5 +47,11 @@ def chooser(target: str) -> Callable[[np.ndarray], str]:
     table = _crossovers()["targets"]
     if target not in table:
         raise HyenaDeployError(f"unknown target {target!r} for --fftconv auto (known: {', '.join(sorted(table))})")
-    rules = table[target]["rules"]
-    return lambda h: pick(rules, support(h))
+    rules, modal_rules = table[target]["rules"], table[target].get("modal", [])
+
+    def choose(h: np.ndarray) -> str:
+        if modal.prefers(h, modal_rules):
+            return "modal"
+        return pick(rules, support(h))
+
+    return choose

@@ -102,6 +102,17 @@ def is_modal(h: np.ndarray) -> bool:
     return True
 
 
+def prefers(h: np.ndarray, rules: list[list[int]]) -> bool:
+    """Whether measured ``rules`` ``[[min_length, max_modes], ...]`` (ascending) pick modal for ``h``."""
+    limit = next((modes for length, modes in reversed(rules) if h.shape[-1] >= length), 0)
+    if limit < 1:
+        return False
+    try:
+        return fit_modal(h).modes <= limit
+    except NotModal:
+        return False
+
+
 def chunk_size(length: int, modes: int) -> int:
     """Chunk length T minimising T (Toeplitz MatMul per sample) + SCAN_WEIGHT * N * log2(K) / T (the scan).
 

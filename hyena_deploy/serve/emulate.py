@@ -12,6 +12,7 @@ client generating text would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ import numpy as np
 from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.runtime.backend import Backend
 from hyena_deploy.runtime.sessions import open_session
+from hyena_deploy.serve import model_config
 
 NUMPY_TYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_FP64": np.float64, "TYPE_INT64": np.int64,
                "TYPE_INT32": np.int32, "TYPE_INT16": np.int16, "TYPE_INT8": np.int8, "TYPE_UINT8": np.uint8,
@@ -30,7 +32,7 @@ class DecodeModel:
     """A stateful decode graph behind the Backend interface (OrtModel's full-sequence length check does not
     apply: state inputs have no sequence axis)."""
 
-    def __init__(self, path, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.session = open_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -54,7 +56,8 @@ class Request:
 
 @dataclass
 class SequenceBatcher:
-    """The sequence batcher with implicit state, for a parsed ModelConfig and a model run positionally."""
+    """The sequence batcher with implicit state on one model instance (``max_batch_size`` slots), for a parsed
+    ModelConfig and a model run positionally."""
 
     config: object
     model: Backend
@@ -63,8 +66,6 @@ class SequenceBatcher:
     batch_sizes: list[int] = field(default_factory=list)                     # one per model execution
 
     def __post_init__(self) -> None:
-        from hyena_deploy.serve import model_config
-
         batching = self.config.sequence_batching
         self._type_name = model_config.data_type_name
         self._state_cfg = list(batching.state)

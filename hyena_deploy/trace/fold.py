@@ -16,6 +16,7 @@ PyTorch computes on every forward, the reference every export is verified agains
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -186,19 +187,22 @@ def _fake_mode(program: ExportedProgram):
 
 def _replace(program: ExportedProgram, node: Node, value: torch.Tensor, fake_mode,
              dependent: set[Node]) -> FoldedConstant:
-    """Lift ``value`` as a constant placeholder and make every reader of ``node`` read it."""
+    """Lift ``value`` as a constant placeholder and make the input-dependent readers of ``node`` read it.
+
+    Placeholders and input specs run in the same order, constants before user inputs.
+    """
     graph = program.graph
-    name = f"hyena_folded_{len(program.constants)}"
+    name = next(f"hyena_folded_{i}" for i in itertools.count() if f"hyena_folded_{i}" not in program.constants)
     stored = torch.view_as_real(value.resolve_conj()).clone() if value.is_complex() else value.detach().clone()
     specs = program.graph_signature.input_specs
-    first_user_input = next(i for i, s in enumerate(specs) if s.kind == InputKind.USER_INPUT) \
-        if any(s.kind == InputKind.USER_INPUT for s in specs) else len(specs)
-    anchor = next(n for n in graph.nodes if n.op == "placeholder" and n.name == specs[first_user_input].arg.name) \
-        if first_user_input < len(specs) else next(n for n in graph.nodes if n.op != "placeholder")
+    position = next((i for i, s in enumerate(specs) if s.kind == InputKind.USER_INPUT), len(specs))
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    anchor = placeholders[position] if position < len(placeholders) else \
+        next(n for n in graph.nodes if n.op != "placeholder")
     with graph.inserting_before(anchor):
         constant = graph.placeholder(name)
     constant.meta["val"] = fake_mode.from_tensor(stored, static_shapes=True)
-    specs.insert(first_user_input, InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(constant.name), name))
+    specs.insert(position, InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(constant.name), name))
     program.constants[name] = stored
     replacement = constant
     if value.is_complex():

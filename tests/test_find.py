@@ -90,3 +90,15 @@ def test_signal_walk_passes_casts_padding_and_norms() -> None:
         made_by = producers(model.graph)
         walked = {made_by[name].op_type for name in site.signals[1:] if name in made_by}
         assert first_op in walked, (factory.__name__, walked)
+
+
+def test_an_inverse_dft_of_no_forward_dft_is_skipped() -> None:
+    """A spectrum given directly by the input (no forward DFT of a signal): nothing to measure."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("DFT", ["x", "", "axis"], ["y"], name="idft", inverse=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [helper.make_tensor("axis", TensorProto.INT64, [], [1])])
+    sites, skipped = find_sites(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]))
+    assert sites == [] and skipped == [SkippedSite("idft", "", "its spectrum comes from no forward DFT of the input")]

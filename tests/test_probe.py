@@ -93,6 +93,14 @@ class ConcatOnes(_Base):
         return torch.fft.irfft(torch.fft.rfft(padded) * self.spectrum(), n=2 * LENGTH)[..., :LENGTH].transpose(1, 2)
 
 
+class HalfCrop(_Base):
+    """Only the first half of the outputs is kept."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.proj(x).transpose(1, 2)
+        return _conv(u, self.spectrum())[..., :LENGTH // 2].transpose(1, 2)
+
+
 def _traced(module: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
     loaded = LoadedModel(module.eval(), (example,), type(module).__name__, "0")
     with contextlib.redirect_stderr(io.StringIO()):
@@ -148,10 +156,10 @@ def test_a_dynamic_graph_whose_filter_changes_with_length_is_left_as_traced() ->
     assert done == [] and "not the filter at the maximum length 64 cut to those lags" in skipped[0].reason
 
 
-@pytest.mark.parametrize("module", [TimeWindowBeforeTheCrop, ConcatOnes])
+@pytest.mark.parametrize("module", [TimeWindowBeforeTheCrop, ConcatOnes, HalfCrop])
 def test_a_time_varying_op_around_the_transforms_narrows_the_site(module: type) -> None:
-    """The window (or the padding with ones) stays in the graph; what is rewritten is the circular
-    convolution of the padded signal, which is exact."""
+    """The window (the padding with ones, the crop to half) stays in the graph; what is rewritten is
+    the circular convolution of the padded signal, which is exact."""
     model = _traced(module(), torch.randn(1, LENGTH, 4))
     new, done, skipped = rewrite_fftconvs(model, lambda h: "monarch")
     assert len(done) == 1 and done[0].lead > 0 and skipped == []
@@ -186,3 +194,11 @@ def test_fast_dft_kernel_matches_the_reference_kernel(dtype: type) -> None:
                     got = ReferenceEvaluator(model, new_ops=[DFT]).run(None, {"x": x})[0]
                     assert got.shape == want.shape and got.dtype == want.dtype
                     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+def test_a_float64_site_is_left_as_traced() -> None:
+    """The strategies build float32 graphs: a float64 convolution keeps its DFTs."""
+    module = GainFromTheSpectrum().double()
+    model = _traced(module, torch.randn(1, LENGTH, 4, dtype=torch.float64))
+    new, done, skipped = rewrite_fftconvs(model, lambda h: "monarch")
+    assert done == [] and "not float32 tensors" in skipped[0].reason

@@ -26,6 +26,7 @@ from hyena_deploy.serve.crosscheck import check_config
 from hyena_deploy.serve.emulate import DecodeModel, EmulationReport, check_dynamic_batching, check_sequence_batching
 from hyena_deploy.serve.signature import Signature, engine_signature, external_data_files, graph_signature, load_graph
 from hyena_deploy.tensorrt.engine_meta import sidecar_path
+from hyena_deploy.verify.cases import InputSpec, random_array
 
 DEFAULT_MAX_BATCH = 8
 
@@ -149,15 +150,8 @@ def _emulate_sequences(config, layout: StatefulLayout) -> EmulationReport:
 def _random_requests(graph, count: int) -> list[dict[str, np.ndarray]]:
     """``count`` batch-1 requests of one length (7 where the length is dynamic); token ids in 0..1."""
     rng = np.random.default_rng(0)
-    requests = []
-    for _ in range(count):
-        feeds = {}
-        for name, (dims, dtype) in input_specs(graph, 1, 7).items():
-            kind = np.dtype(dtype).kind
-            feeds[name] = (rng.standard_normal(dims).astype(dtype) if kind == "f"
-                           else rng.integers(0, 2, dims).astype(dtype))
-        requests.append(feeds)
-    return requests
+    return [{name: random_array(InputSpec(tuple(dims), np.dtype(dtype)), rng)
+             for name, (dims, dtype) in input_specs(graph, 1, 7).items()} for _ in range(count)]
 
 
 def _write_entry(entry: Path, config, model_file: Path, graph, options: ServeOptions, force: bool) -> list[Path]:

@@ -23,7 +23,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from scipy import fft
 
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.graph import producers, value_dependent
 from hyena_deploy.rewrite import fast_dft
 from hyena_deploy.rewrite.find import FFTConvSite, module_path
@@ -183,7 +183,10 @@ def float_shapes(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.n
     rest is run once in ONNX Runtime, which at long lengths costs as much as the whole model.
     """
     batch = next((v.shape[0] for v in feeds.values() if v.ndim), 1)
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference rejects some graphs ONNX Runtime runs: ask ONNX Runtime for every shape
+        inferred = onnx.ModelProto()
     known: dict[str, tuple[int, tuple[int, ...]]] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
         tensor = vi.type.tensor_type
@@ -201,8 +204,13 @@ def float_shapes(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.n
         probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in missing)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        for name, value in zip(missing, session.run(missing, feeds)):
+        try:
+            session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            values = session.run(missing, feeds)
+        except Exception as exc:  # ORT's own error types; the user needs its first line
+            raise HyenaDeployError(f"ONNX Runtime cannot run the graph to measure its FFT convolutions: "
+                                   f"{first_line(exc)}") from None
+        for name, value in zip(missing, values):
             known[name] = (helper.np_dtype_to_tensor_dtype(value.dtype), value.shape)
     return {n: known[n][1] for n in names if known[n][0] == onnx.TensorProto.FLOAT}
 
@@ -323,6 +331,8 @@ def measure(model: onnx.ModelProto, site: FFTConvSite, boundary: Boundary, shape
             return _measure_along(runner, output_shape, signal_axis, output_axis, seed)
         except NotAConvolution as exc:
             failure = failure or exc
+        except Exception as exc:  # the reference evaluator rejects the region on probe signals
+            failure = failure or NotAConvolution(f"its region does not run on probe signals: {first_line(exc)}")
     raise failure
 
 
@@ -374,7 +384,7 @@ def _measure_along(region: _Region, output_shape: tuple[int, ...], signal_axis: 
 
 
 def _check_convolution(region: _Region, filt: Filter, inputs: int, length: int, seed: int) -> None:
-    """Random signals, one per scale in one batch (also checks batch independence), against the convolution."""
+    """Random signals, one per scale, run batched (also checks batch independence), against the convolution."""
     rng = np.random.default_rng(seed)
     signals = rng.standard_normal((len(SCALES), inputs, length)) * np.array(SCALES)[:, None, None]
     got = _flat_output(region.run(signals), filt.output_axis)

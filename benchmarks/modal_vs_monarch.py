@@ -1,7 +1,7 @@
 """``--fftconv modal`` vs ``monarch`` on StripedHyena-style modal long convolutions, side by side in one run.
 
     python benchmarks/modal_vs_monarch.py [--channels 128] [--modes 2,8,16] [--lengths 16k,64k] [--threads 2]
-        [--repeats 7] [--json benchmarks/results/modal_vs_monarch.json]
+        [--repeats 7] [--json benchmarks/results/modal_vs_monarch.json] [--model]
 
 Each case is one long-convolution site as the rewrite builds it (batch 1, C channels, dynamic length
 up to L, run at L): filters ``h_t = Re sum_n R_n p_n^t`` with N complex modes per channel (the
@@ -9,6 +9,10 @@ StripedHyena state size; radii 0.99..0.99999 as trained long-memory poles), in O
 the CPU with ``--threads`` intra-op threads. Both graphs are timed alternately, each latency the
 median of ``--repeats`` runs; accuracy is the relative L2 against a float64 convolution; the modal
 fit time (Hankel realisation of every channel from the sampled filter) is reported separately.
+
+``--model`` instead exports a whole StripedHyena-style LM (the family's model, 3 Hyena blocks of width
+``--channels``, state size ``--modes``, poles of radius 0.99..0.999) at each length with each strategy
+through ``hyena-deploy export`` (verified against PyTorch) and times the two ONNX graphs alternately.
 """
 
 from __future__ import annotations
@@ -56,6 +60,77 @@ def site_session(strategy: str, h: np.ndarray, threads: int) -> ort.InferenceSes
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def striped_checkpoint(directory: Path, length: int, width: int, state_size: int) -> Path:
+    """A StripedHyena HF-layout checkpoint (3 Hyena blocks) with long-memory poles, written with the family's model."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "samples" / "stripedhyena"))
+    from make_checkpoint import tiny_config
+
+    from hyena_deploy.exporters.stripedhyena import build_model
+
+    config = {**tiny_config("hf", hyena_only=True), "max_seqlen": length, "hidden_size": width,
+              "num_filters": width, "state_size": state_size, "inner_mlp_size": 2 * width}
+    torch.manual_seed(0)
+    model = build_model(config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("poles"):
+                radius = 1 - 10 ** (-2 - torch.rand(param.shape[:-1], generator=generator))
+                angle = 3.1 * torch.rand(param.shape[:-1], generator=generator)
+                param.copy_(torch.stack([radius * angle.cos(), radius * angle.sin()], dim=-1))
+            elif name.endswith("residues"):
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    torch.save({f"backbone.{k}": v for k, v in model.state_dict().items()}, directory / "pytorch_model.bin")
+    return directory
+
+
+def model_rows(args: argparse.Namespace) -> list[dict]:
+    import tempfile
+
+    from hyena_deploy.pipeline import export_model
+    from hyena_deploy.runtime import session_options
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for length in (parse_length(x) for x in args.lengths.split(",")):
+        for state_size in (int(x) for x in args.modes.split(",")):
+            with tempfile.TemporaryDirectory() as tmp:
+                source = striped_checkpoint(Path(tmp) / "ckpt", length, args.channels, state_size)
+                sessions, errors, export_s = {}, {}, {}
+                for strategy in STRATEGIES:
+                    start = time.perf_counter()
+                    result = export_model(str(source), Path(tmp) / f"{strategy}.onnx", fftconv=strategy, seq_len=length)
+                    export_s[strategy] = round(time.perf_counter() - start, 1)
+                    assert {site.strategy for site in result.sites} == {strategy}, result.sites
+                    errors[strategy] = max(r.rel_l2 for r in result.reports)
+                    sessions[strategy] = ort.InferenceSession(str(Path(tmp) / f"{strategy}.onnx"),
+                                                              session_options(args.threads),
+                                                              providers=["CPUExecutionProvider"])
+                ids = rng.integers(0, 512, (1, length)).astype(np.int64)
+                name = sessions["modal"].get_inputs()[0].name
+                times: dict[str, list[float]] = {s: [] for s in STRATEGIES}
+                for session in sessions.values():
+                    session.run(None, {name: ids})
+                for _ in range(args.repeats):
+                    for s, session in sessions.items():
+                        t0 = time.perf_counter()
+                        session.run(None, {name: ids})
+                        times[s].append(time.perf_counter() - t0)
+            ms = {s: 1e3 * float(np.median(v)) for s, v in times.items()}
+            row = {"model": f"StripedHyena-style, 3 Hyena blocks, width {args.channels}", "length": length,
+                   "state_size": state_size, "median_ms": ms, "speedup": ms["monarch"] / ms["modal"],
+                   "rel_l2_vs_pytorch": errors, "export_s": export_s}
+            rows.append(row)
+            print(f"model L={length:6d} state {state_size:2d}: modal {ms['modal']:8.2f} ms  monarch "
+                  f"{ms['monarch']:8.2f} ms  speedup {row['speedup']:.2f}x  rel L2 vs PyTorch modal "
+                  f"{errors['modal']:.1e} monarch {errors['monarch']:.1e}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, default=128)
@@ -64,10 +139,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/modal_vs_monarch.json")
+    parser.add_argument("--model", action="store_true", help="whole StripedHyena-style LMs through export")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    rows = []
-    for length in (parse_length(x) for x in args.lengths.split(",")):
+    rows = model_rows(args) if args.model else []
+    for length in [] if args.model else (parse_length(x) for x in args.lengths.split(",")):
         for modes in (int(x) for x in args.modes.split(",")):
             h = striped_filters(args.channels, modes, length, rng)
             start = time.perf_counter()

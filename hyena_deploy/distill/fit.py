@@ -63,12 +63,25 @@ class ModalFit:
         return h
 
 
+def powers(poles: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Re, Im) of ``p^t`` for poles (...,) and times (T,) as (..., T), in real arithmetic.
+
+    ``|p|^t = exp(t log|p|)`` and angle ``t arg p`` in float64: several times faster than complex
+    ``np.power`` and as accurate (p = 0 gives 1 at t = 0 and 0 after).
+    """
+    poles = np.asarray(poles, np.complex128)[..., None]
+    magnitude = np.exp(t * np.log(np.maximum(np.abs(poles), 1e-300)))
+    angle = t * np.angle(poles)
+    return magnitude * np.cos(angle), magnitude * np.sin(angle)
+
+
 def modal_impulse(poles: np.ndarray, residues: np.ndarray, length: int) -> np.ndarray:
     """``Re sum_n R[c, n] p[c, n]^t`` for t < length, (C, N) -> (C, length), float64, one mode at a time."""
-    t = np.arange(length)
+    t = np.arange(length, dtype=np.float64)
     out = np.zeros((poles.shape[0], length))
     for n in range(poles.shape[1]):
-        out += (residues[:, n, None] * np.power(poles[:, n, None], t)).real
+        re, im = powers(poles[:, n], t)
+        out += residues[:, n, None].real * re - residues[:, n, None].imag * im
     return out
 
 
@@ -101,11 +114,10 @@ def _stable_upper(poles: np.ndarray) -> np.ndarray:
 
 def _basis(poles: np.ndarray, length: int, direct: bool) -> np.ndarray:
     """Real columns: p^t for a real pole, Re p^t and -Im p^t for a pair, then the direct delta."""
-    t = np.arange(length)
+    re, im = powers(poles, np.arange(length, dtype=np.float64))
     columns = []
-    for p in poles:
-        power = np.power(p, t)
-        columns += [power.real] if p.imag == 0 else [power.real, -power.imag]
+    for k, p in enumerate(poles):
+        columns += [re[k]] if p.imag == 0 else [re[k], -im[k]]
     if direct:
         delta = np.zeros(length)
         delta[0] = 1.0
@@ -116,7 +128,7 @@ def _basis(poles: np.ndarray, length: int, direct: bool) -> np.ndarray:
 def solve_residues(h: np.ndarray, poles: np.ndarray, direct: bool = False) -> ModalFit:
     """Least-squares residues (and direct term) for fixed poles over the whole filter ``h`` (L,)."""
     basis = _basis(poles, h.shape[-1], direct)
-    coef = scipy.linalg.lstsq(basis, h, lapack_driver="gelsd")[0] if basis.shape[1] else np.zeros(0)
+    coef = scipy.linalg.lstsq(basis, h, lapack_driver="gelsy")[0] if basis.shape[1] else np.zeros(0)
     residues, k = [], 0
     for p in poles:
         if p.imag == 0:
@@ -198,8 +210,8 @@ def _strongest(h: np.ndarray, poles: np.ndarray, order: int, direct: bool) -> np
     if np.sum(np.where(poles.imag == 0, 1, 2)) <= order:
         return poles
     fit = solve_residues(h, poles, direct)
-    t = np.arange(h.size)
-    energy = [abs(r) * np.linalg.norm(np.power(p, t)) for p, r in zip(poles, fit.residues)]
+    re, im = powers(poles, np.arange(h.size, dtype=np.float64))
+    energy = abs(fit.residues) * np.sqrt((re ** 2 + im ** 2).sum(axis=1))
     kept, used = [], 0
     for i in np.argsort(energy)[::-1]:
         size = 1 if poles[i].imag == 0 else 2

@@ -1,8 +1,10 @@
 """Dynamic sequence length by exact right-padding of a graph traced at the maximum length.
 
 Inputs of length L <= L_max are padded on axis 1 with zeros up to L_max and every output is cut
-back to L. This is exact only for models that are causal along axis 1, which
-:func:`check_right_padding` verifies on the PyTorch model before anything is exported.
+back to L. This is exact for models that are causal along axis 1, which
+:func:`check_right_padding` verifies on the PyTorch model before anything is exported; in front of
+each two-sided FFT-convolution site the padded positions are zeroed, so that sites whose filters
+do not change with the length stay exact too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import NodeBuilder, axis1_length, topological_sort
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.names import PADDING_PREFIX
+from hyena_deploy.rewrite.layout import VALID_POSITIONS
 from hyena_deploy.runners.torch_runner import TorchRunner
 from hyena_deploy.verify.metrics import Tolerance, compare_output
 
@@ -90,6 +93,24 @@ def make_length_dynamic(model: onnx.ModelProto, max_len: int) -> None:
                     node.input[i] = full
         nb.op("Slice", [full, nb.const([0]), length, nb.const([1])], output=vi.name)
         vi.type.tensor_type.shape.dim[1].dim_param = "seq"
+    _mask_padding_before_two_sided_sites(graph, nb, length)
     graph.node.extend(nb.nodes)
     graph.initializer.extend(nb.initializers)
     topological_sort(graph)
+
+
+def _mask_padding_before_two_sided_sites(graph: onnx.GraphProto, nb: NodeBuilder, length: str) -> None:
+    """Each two-sided site's mask of ones (see ``rewrite.layout``) becomes ``t < L``, in place.
+
+    Positions past the input's length then reach such a site as zeros, so its outputs at t < L see
+    only the valid signal: exact when the model at length L is that convolution of its first L
+    positions (verification at several lengths checks it).
+    """
+    for node in [n for n in graph.node if n.output and n.output[0].endswith(f"/{VALID_POSITIONS}")]:
+        shape = next(i for i in graph.initializer if i.name == node.input[0])
+        dims = onnx.numpy_helper.to_array(shape)
+        positions = nb.op("Range", [nb.const(np.array(0, np.int64)), nb.const(np.array(int(dims.max()), np.int64)),
+                                    nb.const(np.array(1, np.int64))])
+        valid = nb.op("Cast", [nb.op("Less", [positions, length])], to=onnx.TensorProto.FLOAT)
+        graph.node.remove(node)
+        nb.op("Reshape", [valid, shape.name], output=node.output[0])

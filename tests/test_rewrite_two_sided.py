@@ -45,3 +45,33 @@ def test_two_sided_filter_at_every_length(strategy: str, lead: int) -> None:
 def test_plugin_refuses_a_two_sided_filter() -> None:
     with pytest.raises(HyenaDeployError, match="causal filters only"):
         BUILDERS["plugin"](NodeBuilder("site"), "x", "y", np.ones((2, 9)), lead=4)
+
+
+@pytest.mark.parametrize("style", ["centred_same", "m2_bert_bidirectional"])
+def test_padding_is_zeroed_before_two_sided_sites_of_a_dynamic_graph(style: str) -> None:
+    """Filters that do not change with the length: the right-padded graph is exact at every length."""
+    import contextlib
+    import io
+
+    import torch
+
+    from hyena_deploy.lengths import make_length_dynamic
+    from hyena_deploy.loaded import LoadedModel
+    from hyena_deploy.rewrite.replace import rewrite_fftconvs
+    from hyena_deploy.trace import trace
+    from tests import models_styles
+
+    module, example = getattr(models_styles, style)()
+    with contextlib.redirect_stderr(io.StringIO()):
+        traced = trace(LoadedModel(module, example, style, "0"), models_styles.L_MAX, None, 20)
+    model, sites, _ = rewrite_fftconvs(traced, lambda h: "monarch")
+    assert sites and all(s.lead > 0 for s in sites)
+    make_length_dynamic(model, models_styles.L_MAX)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng()
+    for length in (1, 17, 33, models_styles.L_MAX):
+        x = rng.standard_normal((2, length, example[0].shape[2])).astype(np.float32)
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5, (style, length)

@@ -10,18 +10,38 @@ from __future__ import annotations
 
 import numpy as np
 
+import onnx
+
 from hyena_deploy.graph import NodeBuilder
 from hyena_deploy.rewrite.probe import Filter
 from hyena_deploy.strategies import Builder
+
+VALID_POSITIONS = "valid_positions"  # output name suffix of a two-sided site's mask (lengths makes it dynamic)
 
 
 def _time_last(axis: int, rank: int) -> list[int]:
     return [i for i in range(rank) if i != axis] + [axis]
 
 
+def _valid_positions(nb: NodeBuilder, signal: str, filt: Filter) -> str:
+    """``signal`` times a mask of ones over time, named ``<prefix>/valid_positions``.
+
+    A two-sided filter reads positions after the output's, so in a graph right-padded to its
+    maximum length the padding would leak into valid outputs; :func:`hyena_deploy.lengths.make_length_dynamic`
+    turns this mask into ``t < L``, which zeroes the padded positions before the site.
+    """
+    shape = [1] * len(filt.signal_shape)
+    shape[filt.signal_axis] = filt.signal_shape[filt.signal_axis]
+    one = onnx.helper.make_tensor("one", onnx.TensorProto.FLOAT, [1], [1.0])
+    mask = nb.op("ConstantOfShape", [nb.const(shape)], output=f"{nb.prefix}/{VALID_POSITIONS}", value=one)
+    return nb.op("Mul", [signal, mask])
+
+
 def build_site(nb: NodeBuilder, build: Builder, signal: str, output: str, filt: Filter) -> None:
     """Emit ``output = conv(signal, filt)`` with strategy ``build`` for any layout ``filt`` describes."""
     lead = {"lead": filt.lead} if filt.lead else {}
+    if filt.lead:
+        signal = _valid_positions(nb, signal, filt)
     if filt.is_plain:
         build(nb, signal, output, filt.h.reshape(*filt.signal_shape[1:-1], filt.h.shape[-1]), **lead)
         return

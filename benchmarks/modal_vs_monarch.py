@@ -10,9 +10,10 @@ the CPU with ``--threads`` intra-op threads. Both graphs are timed alternately, 
 median of ``--repeats`` runs; accuracy is the relative L2 against a float64 convolution; the modal
 fit time (Hankel realisation of every channel from the sampled filter) is reported separately.
 
-``--model`` instead exports a whole StripedHyena-style LM (the family's model, 3 Hyena blocks of width
-``--channels``, state size ``--modes``, poles of radius 0.99..0.999) at each length with each strategy
-through ``hyena-deploy export`` (verified against PyTorch) and times the two ONNX graphs alternately.
+``--model`` instead exports a whole LM with StripedHyena-style modal long filters (the project's 2-block
+``hyena_lm`` of width ``--channels`` with every filter distilled to ``--modes`` complex modes of radius
+0.99..0.999) at each length with each strategy through ``export`` (verified against PyTorch) and
+times the two ONNX graphs alternately.
 """
 
 from __future__ import annotations
@@ -60,32 +61,35 @@ def site_session(strategy: str, h: np.ndarray, threads: int) -> ort.InferenceSes
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def striped_checkpoint(directory: Path, length: int, width: int, state_size: int) -> Path:
-    """A StripedHyena HF-layout checkpoint (3 Hyena blocks) with long-memory poles, written with the family's model."""
+def modal_lm_checkpoint(directory: Path, length: int, width: int, modes: int) -> Path:
+    """A 2-block hyena_lm whose long filters are modal with ``modes`` complex modes (a distilled checkpoint).
+
+    StripedHyena-style long convolutions (modal, state size ``modes``, radii 0.99..0.999) in the
+    project's own LM, written in the ``hyena-deploy distill`` format.
+    """
     import torch
+    from safetensors.torch import save_model
 
-    sys.path.insert(0, str(ROOT / "samples" / "stripedhyena"))
-    from make_checkpoint import tiny_config
+    from hyena_deploy.distill.checkpoint import DistilledLayer, write_distilled
+    from hyena_deploy.distill.run import implicit_filters
+    from hyena_deploy.models.lm import HyenaLM, HyenaLMConfig
 
-    from hyena_deploy.exporters.stripedhyena import build_model
-
-    config = {**tiny_config("hf", hyena_only=True), "max_seqlen": length, "hidden_size": width,
-              "num_filters": width, "state_size": state_size, "inner_mlp_size": 2 * width}
+    config = HyenaLMConfig(vocab_size=16, d_model=width, n_layer=2, d_inner=2 * width, l_max=length)
     torch.manual_seed(0)
-    model = build_model(config)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("poles"):
-                radius = 1 - 10 ** (-2 - torch.rand(param.shape[:-1], generator=generator))
-                angle = 3.1 * torch.rand(param.shape[:-1], generator=generator)
-                param.copy_(torch.stack([radius * angle.cos(), radius * angle.sin()], dim=-1))
-            elif name.endswith("residues"):
-                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
-    directory.mkdir(parents=True)
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    torch.save({f"backbone.{k}": v for k, v in model.state_dict().items()}, directory / "pytorch_model.bin")
-    return directory
+    model = HyenaLM(config)
+    base = directory / "base"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text(json.dumps(config.to_dict()) + "\n")
+    save_model(model, str(base / "model.safetensors"))
+    rng = np.random.default_rng(0)
+    layers = []
+    for name, module, _ in implicit_filters(model):
+        poles = (1 - 10 ** rng.uniform(-3, -2, (width, modes))) * np.exp(1j * rng.uniform(0, np.pi, (width, modes)))
+        residues = (rng.standard_normal(poles.shape) + 1j * rng.standard_normal(poles.shape)) / modes
+        layers.append(DistilledLayer(name, poles, residues, module.skip().detach().double().numpy(),
+                                     [2 * modes] * width, [0.0] * width))
+    write_distilled(directory / "distilled", base, "hyena_lm", layers, {})
+    return directory / "distilled"
 
 
 def model_rows(args: argparse.Namespace) -> list[dict]:
@@ -99,7 +103,7 @@ def model_rows(args: argparse.Namespace) -> list[dict]:
     for length in (parse_length(x) for x in args.lengths.split(",")):
         for state_size in (int(x) for x in args.modes.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                source = striped_checkpoint(Path(tmp) / "ckpt", length, args.channels, state_size)
+                source = modal_lm_checkpoint(Path(tmp) / "ckpt", length, args.channels, state_size)
                 sessions, errors, export_s = {}, {}, {}
                 for strategy in STRATEGIES:
                     start = time.perf_counter()
@@ -121,7 +125,7 @@ def model_rows(args: argparse.Namespace) -> list[dict]:
                         session.run(None, {name: ids})
                         times[s].append(time.perf_counter() - t0)
             ms = {s: 1e3 * float(np.median(v)) for s, v in times.items()}
-            row = {"model": f"StripedHyena-style, 3 Hyena blocks, width {args.channels}", "length": length,
+            row = {"model": f"hyena_lm, 2 blocks, width {args.channels}, modal filters", "length": length,
                    "state_size": state_size, "median_ms": ms, "speedup": ms["monarch"] / ms["modal"],
                    "rel_l2_vs_pytorch": errors, "export_s": export_s}
             rows.append(row)

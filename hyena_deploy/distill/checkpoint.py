@@ -51,9 +51,9 @@ class DistilledLayer:
     errors: list[float]
     extra: dict = field(default_factory=dict)
 
-    def modal_filter(self) -> ModalFilter:
+    def modal_filter(self, length: int) -> ModalFilter:
         return ModalFilter(torch.from_numpy(self.poles), torch.from_numpy(self.residues),
-                           torch.from_numpy(np.asarray(self.skip, np.float32)))
+                           torch.from_numpy(np.asarray(self.skip, np.float32)), length)
 
     def config(self) -> dict:
         return {"module": self.module, "channels": int(self.poles.shape[0]), "modes": int(self.poles.shape[1]),
@@ -72,10 +72,11 @@ def apply_layers(module: nn.Module, layers: list[DistilledLayer]) -> nn.Module:
     """``module`` with each layer's filter module swapped for its modal filter (in place; returns it)."""
     for layer in layers:
         try:
-            module.get_submodule(layer.module)
+            old = module.get_submodule(layer.module)
         except AttributeError:
             raise HyenaDeployError(f"distilled layer {layer.module!r} is not a module of the base model") from None
-        replace_module(module, layer.module, layer.modal_filter())
+        length = old.pos_emb.z.shape[1] if hasattr(old, "pos_emb") else 0  # HyenaFilter's l_max
+        replace_module(module, layer.module, layer.modal_filter(length))
     return module
 
 

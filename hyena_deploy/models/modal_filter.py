@@ -3,7 +3,8 @@
 Same interface as the implicit filter it replaces (``filter(seqlen) -> (1, L, C)``, ``skip() -> (C,)``)
 plus ``modal_form()`` (contract C3), so the full-sequence model, every export strategy and the
 streaming layer all see the same filter. The filter is evaluated in float64 (angles ``t * theta``
-lose about 1e-2 radians at t = 64k in float32) and rounded once.
+lose about 1e-2 radians at t = 64k in float32) and rounded once; up to ``length`` (the model's
+``l_max``) it is kept as a float32 constant, so a traced graph holds the filter as plain taps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 class ModalFilter(nn.Module):
     """Poles and residues (C, N) as real float64 buffers (a padding mode has R = 0); D skip (C,)."""
 
-    def __init__(self, poles: torch.Tensor, residues: torch.Tensor, skip: torch.Tensor) -> None:
+    def __init__(self, poles: torch.Tensor, residues: torch.Tensor, skip: torch.Tensor, length: int = 0) -> None:
         super().__init__()
         if poles.shape != residues.shape or poles.dim() != 2 or skip.shape != poles.shape[:1]:
             raise ValueError(f"poles {tuple(poles.shape)}, residues {tuple(residues.shape)} and skip "
@@ -28,6 +29,8 @@ class ModalFilter(nn.Module):
         self.register_buffer("residue_re", residues.real.clone())
         self.register_buffer("residue_im", residues.imag.clone())
         self.bias = nn.Parameter(skip.detach().to(torch.float32).clone())
+        with torch.no_grad():  # a float32 constant up to ``length``: traced graphs see a plain filter tensor
+            self.register_buffer("taps", self._evaluate(length), persistent=False)
 
     @property
     def modes(self) -> int:
@@ -39,6 +42,11 @@ class ModalFilter(nn.Module):
 
     def filter(self, seqlen: int) -> torch.Tensor:
         """The filter at t < seqlen as (1, seqlen, C) float32, like ``HyenaFilter.filter``."""
+        taps = self.taps[:, :seqlen] if seqlen <= self.taps.shape[1] else self._evaluate(seqlen)
+        return taps.t()[None]
+
+    def _evaluate(self, seqlen: int) -> torch.Tensor:
+        """(C, seqlen) float32 from the modal form, computed in float64."""
         t = torch.arange(seqlen, dtype=torch.float64, device=self.pole_re.device)[None, :]
         log_radius = torch.log(torch.clamp(torch.hypot(self.pole_re, self.pole_im), min=1e-300))
         angle = torch.atan2(self.pole_im, self.pole_re)
@@ -47,7 +55,7 @@ class ModalFilter(nn.Module):
             phase = t * angle[:, n:n + 1]
             h = h + torch.exp(t * log_radius[:, n:n + 1]) * (self.residue_re[:, n:n + 1] * torch.cos(phase)
                                                              - self.residue_im[:, n:n + 1] * torch.sin(phase))
-        return h.t()[None].to(torch.float32)
+        return h.to(torch.float32)
 
     def skip(self) -> torch.Tensor:
         """The D skip (the original filter's, plus any fitted direct term)."""

@@ -306,3 +306,24 @@ class BranchesOnValue(nn.Module):
 
 def branches_on_value():
     return BranchesOnValue(), torch.randn(1, 16, 8)
+
+
+class GuardedKernel(nn.Module):
+    """The S4D kernel computed inside ``torch.no_grad()`` and an autocast-disabled block (a
+    higher-order op in the exported program) before an FFT convolution, channels last outside."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.kernel = DiagonalSSMKernel(channels, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = x.transpose(1, 2)
+        length = u.shape[-1]
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            k_f = torch.fft.rfft(self.kernel(length), n=2 * length)
+        return torch.fft.irfft(torch.fft.rfft(u, n=2 * length) * k_f, n=2 * length)[..., :length].transpose(1, 2)
+
+
+def guarded_kernel():
+    torch.manual_seed(5)
+    return GuardedKernel(), torch.randn(2, 40, 8)

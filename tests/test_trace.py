@@ -16,7 +16,7 @@ from hyena_deploy.trace import check_runs_in_torch
 from tests.helpers import assert_tensorrt_safe
 
 COMPLEX = Path(__file__).resolve().parent / "models_complex.py"
-SITES = {"s4d": 2, "h3_m2": 3, "m2_operator": 1, "stripedhyena": 2, "spectrum_layouts": 1}
+SITES = {"s4d": 2, "h3_m2": 3, "m2_operator": 1, "stripedhyena": 2, "spectrum_layouts": 1, "guarded_kernel": 1}
 
 
 def _needs(name: str) -> None:
@@ -37,11 +37,12 @@ def assert_one_line_error(result, needle: str) -> str:
     return lines[0]
 
 
-CASES = [(name, *case) for name in sorted(SITES) if name != "spectrum_layouts"
+CASES = [(name, *case) for name in sorted(SITES) if name not in ("spectrum_layouts", "guarded_kernel")
          for case in [("monarch", 61, None), ("direct", 61, None), ("monarch", None, 80)]]
 
 
-@pytest.mark.parametrize("name,strategy,seq_len,max_seq_len", [*CASES, ("spectrum_layouts", "direct", None, 80)])
+@pytest.mark.parametrize("name,strategy,seq_len,max_seq_len", [
+    *CASES, ("spectrum_layouts", "direct", None, 80), ("guarded_kernel", "monarch", None, 80)])
 def test_complex_filter_models_export(tmp_path: Path, name: str, strategy: str, seq_len, max_seq_len) -> None:
     """Complex kernels and the unmodified stripedhyena model: every site found, exact, nothing of the filter left."""
     _needs(name)

@@ -68,6 +68,8 @@ def export_program(loaded: LoadedModel, example: tuple[torch.Tensor, ...],
             program = torch.export.export(loaded.module, example, dynamic_shapes=dynamic_shapes, strict=False)
         except Exception as exc:  # torch.export raises many types; say what and where in the model's code
             raise HyenaDeployError(f"torch.export could not trace the model: {export_failure(exc)}") from None
+    if any(isinstance(node.target, torch._ops.HigherOrderOperator) for node in program.graph.nodes):
+        program = program.run_decompositions({})  # inlines `with torch.no_grad():` blocks, so their ops can fold
     fold_input_independent(program)
     lower_complex_ops(program)
     return program

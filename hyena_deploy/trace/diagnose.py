@@ -54,8 +54,8 @@ def translation_failure(exc: BaseException) -> str:
 
 def _recorded_line(node: Node) -> str:
     """``file.py:12`` of the model code that made ``node``, from the trace's recorded stack."""
-    calls = [(file, line) for file, line in re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
-             if _is_model_code(file)]
+    recorded = re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
+    calls = [(file, line) for file, line in recorded if _is_model_code(file)]
     return f"{Path(calls[-1][0]).name}:{calls[-1][1]}" if calls else ""
 
 

@@ -156,6 +156,7 @@ def package_generation(loaded, config: dict, threads: int, tokens: int, director
     from hyena_deploy.exporters.stripedhyena import package_config
 
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # the package's decaying modal states otherwise slow it down by up to 20x
     package = sh_model.StripedHyena(dotdict(package_config(config))).eval()
     package.load_state_dict(loaded.module.model.state_dict())
     out = {}
@@ -195,33 +196,49 @@ def main() -> None:
     parser.add_argument("--recompute-context", default="8k")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--parts", default="modal,history,recompute,package",
+                        help="What to measure now; results merge into --json, so parts can run one at a time.")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
-    contexts = [parse_length(c) for c in args.contexts.split(",")]
+    contexts = sorted({parse_length(c) for c in args.contexts.split(",")} | {parse_length(args.recompute_context)})
     recompute = parse_length(args.recompute_context)
-    modal, config = modal_model()
-    history = history_model()
-    results: dict = {"threads": args.threads, "tokens": args.tokens, "models": {"modal": MODAL, "history": HISTORY}}
+    parts = set(args.parts.split(","))
+    models = {"modal": modal_model()[0], "history": history_model()}
+    results: dict = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    results.update({"threads": args.threads, "tokens": args.tokens, "models": {"modal": MODAL, "history": HISTORY}})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for kind, loaded in (("modal", modal), ("history", history)):
-            rows = {}
-            for context in sorted(set(contexts) | {recompute}):
-                rows[context] = time_stateful(loaded, context, args.threads, args.tokens, work)
-                print(kind, context, json.dumps(rows[context]), flush=True)
-            results[kind] = {"stateful": rows, "recompute": recompute_baselines(loaded, recompute, args.threads, work)}
-            print(kind, "recompute", json.dumps(results[kind]["recompute"]), flush=True)
-        results["package"] = package_generation(modal, config, args.threads, args.tokens, work / f"modal-sh-{contexts[0]}")
-        print("package", json.dumps(results["package"]), flush=True)
-    for kind in ("modal", "history"):
-        rows = results[kind]["stateful"]
-        first, last = rows[min(contexts)], rows[max(contexts)]
-        results[kind]["ratio_max_vs_min_context"] = last["ms_per_token"] / first["ms_per_token"]
-        results[kind]["speedup_vs_onnx_recompute"] = results[kind]["recompute"]["onnx_full_ms"] / rows[recompute][
-            "ms_per_token"]
+        for kind, loaded in models.items():
+            entry = results.setdefault(kind, {})
+            if kind in parts:
+                entry["stateful"] = {}
+                for context in contexts:
+                    entry["stateful"][str(context)] = time_stateful(loaded, context, args.threads, args.tokens, work)
+                    print(kind, context, json.dumps(entry["stateful"][str(context)]), flush=True)
+                    write_json(args.json, results)
+            if "recompute" in parts:
+                entry["recompute"] = recompute_baselines(loaded, recompute, args.threads, work)
+                print(kind, "recompute", json.dumps(entry["recompute"]), flush=True)
+                write_json(args.json, results)
+        if "package" in parts:
+            loaded, config = modal_model()
+            from hyena_deploy.stateful.export import export_stateful
+
+            directory = work / "package-dir"
+            export_stateful(loaded, directory, max_context=contexts[0])
+            results["package"] = package_generation(loaded, config, args.threads, args.tokens, directory)
+            print("package", json.dumps(results["package"]), flush=True)
+    for kind in models:
+        rows = results.get(kind, {}).get("stateful", {})
+        if str(contexts[0]) in rows and str(contexts[-1]) in rows:
+            results[kind]["ratio_max_vs_min_context"] = (rows[str(contexts[-1])]["ms_per_token"]
+                                                         / rows[str(contexts[0])]["ms_per_token"])
+        if str(recompute) in rows and "recompute" in results[kind]:
+            results[kind]["speedup_vs_onnx_recompute"] = (results[kind]["recompute"]["onnx_full_ms"]
+                                                          / rows[str(recompute)]["ms_per_token"])
     write_json(args.json, results)
-    print(json.dumps({k: {m: results[k][m] for m in ("ratio_max_vs_min_context", "speedup_vs_onnx_recompute")}
-                      for k in ("modal", "history")}, indent=2))
+    print(json.dumps({k: {m: v for m, v in results[k].items() if m.startswith(("ratio", "speedup"))}
+                      for k in models if k in results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -107,10 +107,9 @@ def _mask_padding_before_two_sided_sites(graph: onnx.GraphProto, nb: NodeBuilder
     positions (verification at several lengths checks it).
     """
     for node in [n for n in graph.node if n.output and n.output[0].endswith(f"/{VALID_POSITIONS}")]:
-        shape = next(i for i in graph.initializer if i.name == node.input[0])
-        dims = onnx.numpy_helper.to_array(shape)
-        positions = nb.op("Range", [nb.const(np.array(0, np.int64)), nb.const(np.array(int(dims.max()), np.int64)),
+        shape = node.input[0]                                     # ones except the site's time length
+        positions = nb.op("Range", [nb.const(np.array(0, np.int64)), nb.op("ReduceMax", [shape], keepdims=0),
                                     nb.const(np.array(1, np.int64))])
         valid = nb.op("Cast", [nb.op("Less", [positions, length])], to=onnx.TensorProto.FLOAT)
         graph.node.remove(node)
-        nb.op("Reshape", [valid, shape.name], output=node.output[0])
+        nb.op("Reshape", [valid, shape], output=node.output[0])

@@ -30,10 +30,12 @@ def _valid_positions(nb: NodeBuilder, signal: str, filt: Filter) -> str:
     maximum length the padding would leak into valid outputs; :func:`hyena_deploy.lengths.make_length_dynamic`
     turns this mask into ``t < L``, which zeroes the padded positions before the site.
     """
-    shape = [1] * len(filt.signal_shape)
-    shape[filt.signal_axis] = filt.signal_shape[filt.signal_axis]
+    axis, rank = filt.signal_axis, len(filt.signal_shape)
+    time = nb.op("Shape", [signal], start=axis, end=axis + 1)  # the signal's own length (graphs may be dynamic)
+    before, after = nb.const(np.ones(axis, np.int64)), nb.const(np.ones(rank - axis - 1, np.int64))
+    shape = nb.op("Concat", [before, time, after], axis=0)
     one = onnx.helper.make_tensor("one", onnx.TensorProto.FLOAT, [1], [1.0])
-    mask = nb.op("ConstantOfShape", [nb.const(shape)], output=f"{nb.prefix}/{VALID_POSITIONS}", value=one)
+    mask = nb.op("ConstantOfShape", [shape], output=f"{nb.prefix}/{VALID_POSITIONS}", value=one)
     return nb.op("Mul", [signal, mask])
 
 

@@ -174,3 +174,30 @@ def test_causal_lm_step_with_learned_positions_equals_full_forward() -> None:
             outs.append(logits)
     assert rel_l2(torch.cat(outs, 1), want) < 1e-6
     assert states[-1].tolist() == [[30]] * 3
+
+
+@pytest.mark.parametrize("order, layout", [(2, "od"), (3, "od"), (3, "vo")])
+def test_modal_form_filters_get_modal_states(order: int, layout: str) -> None:
+    """A long filter with ``modal_form()`` (a distilled filter, contract C3) decodes with modal states, exactly."""
+    from hyena_deploy.models.hyena import HyenaOperator, HyenaOperatorStep
+    from hyena_deploy.models.modal_filter import ModalFilter
+
+    torch.manual_seed(order)
+    operator = HyenaOperator(8, 64, order=order, filter_order=16, emb_dim=5, channel_layout=layout).eval()
+    channels = 8 * (order - 1)
+    poles = torch.polar(0.5 + 0.45 * torch.rand(channels, 3, dtype=torch.float64),
+                        torch.rand(channels, 3, dtype=torch.float64) * 3)
+    residues = torch.complex(torch.randn(channels, 3, dtype=torch.float64), torch.randn(channels, 3, dtype=torch.float64))
+    operator.filter_fn = ModalFilter(poles, residues, torch.randn(channels), length=64)
+    step = HyenaOperatorStep(operator, 48)
+    kinds = [kind for kind, _, _ in step.state_shapes()]
+    assert kinds == ["fir"] + ["modal_complex"] * (order - 1)
+    u = torch.randn(3, 29, 8)
+    with torch.no_grad():
+        want = operator(u)
+        states = [torch.zeros(3, *shape) for _, _, shape in step.state_shapes()]
+        outs = []
+        for start, end in ((0, 1), (1, 12), (12, 13), (13, 29)):
+            y, states = step(u[:, start:end], *states)
+            outs.append(y)
+    assert rel_l2(torch.cat(outs, 1), want) < 1e-5

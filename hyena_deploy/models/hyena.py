@@ -15,6 +15,7 @@ from torch import nn
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.stateful.fir import conv_with_cache
 from hyena_deploy.stateful.history import HistoryConv
+from hyena_deploy.stateful.modal_complex import ComplexModalConv
 
 
 def fftconv(u: torch.Tensor, k: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -157,25 +158,24 @@ class HyenaOperator(nn.Module):
         y = (v * x[0]).transpose(1, 2)
         return self.out_proj(y)
 
+    def split_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """(order - 1, d_model, ...) from the filter's (order - 1) d_model channels (axis 0), per ``channel_layout``."""
+        if self.channel_layout == "od":
+            return x.reshape(self.order - 1, self.d_model, *x.shape[1:])
+        return x.reshape(self.d_model, self.order - 1, *x.shape[1:]).transpose(0, 1)
+
     def filters(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Long filters (order - 1, d_model, length) and D skips (order - 1, d_model), in the order they are applied."""
-        k = self.filter_fn.filter(length)[0]
-        bias = self.filter_fn.skip()
-        if self.channel_layout == "od":
-            k = k.reshape(length, self.order - 1, self.d_model).permute(1, 2, 0)
-            bias = bias.reshape(self.order - 1, self.d_model)
-        else:
-            k = k.reshape(length, self.d_model, self.order - 1).permute(2, 1, 0)
-            bias = bias.reshape(self.d_model, self.order - 1).t()
-        return k, bias
+        return self.split_channels(self.filter_fn.filter(length)[0].t()), self.split_channels(self.filter_fn.skip())
 
 
 class HyenaOperatorStep(nn.Module):
     """:class:`HyenaOperator` on a chunk (B, T, d_model) continuing from its states, exact for any T.
 
     States: the short filter's FIR cache (B, (order + 1) d_model, short_filter_order - 1) and, per
-    long convolution, the exact history of its input (B, d_model, max_context - 1): the implicit
-    filter is evaluated once for ``max_context`` taps and kept as a constant.
+    long convolution, either the modal state (B, d_model, N, 2) when the filter has a modal form
+    (``filter_fn.modal_form()``, contract C3: a distilled filter) or else the exact history of its
+    input (B, d_model, max_context - 1), the implicit filter evaluated once for ``max_context`` taps.
     """
 
     def __init__(self, operator: HyenaOperator, max_context: int) -> None:
@@ -183,18 +183,32 @@ class HyenaOperatorStep(nn.Module):
         if not 1 <= max_context <= operator.l_max:
             raise HyenaDeployError(f"max context {max_context} is outside 1..{operator.l_max} (the filter's length)")
         self.operator = operator
+        steps = operator.order - 1
+        self.modal = callable(getattr(operator.filter_fn, "modal_form", None))
         with torch.no_grad():
-            k, bias = operator.filters(max_context)
-        self.long_convs = nn.ModuleList(HistoryConv(k[o], bias[o]) for o in range(operator.order - 1))
+            if self.modal:
+                _, bias = operator.filters(1)
+                poles, residues = (operator.split_channels(x) for x in operator.filter_fn.modal_form())
+                convs = [ComplexModalConv(poles[o], residues[o], bias[o]) for o in range(steps)]
+            else:
+                k, bias = operator.filters(max_context)
+                convs = [HistoryConv(k[o], bias[o]) for o in range(steps)]
+        self.long_convs = nn.ModuleList(convs)
 
     def state_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
         """(kind, name, shape without batch) of each state, in the order :meth:`forward` takes them."""
         short = self.operator.short_filter
         shapes = [("fir", "conv_state", (short.in_channels, short.kernel_size[0] - 1))]
-        return shapes + [("history", f"history_{o}", (self.operator.d_model, conv.state_length))
-                         for o, conv in enumerate(self.long_convs)]
+        d_model, single = self.operator.d_model, len(self.long_convs) == 1
+        for o, conv in enumerate(self.long_convs):
+            if self.modal:  # one modal state per layer is ONNX Runtime GenAI's ``recurrent_state``
+                shapes.append(("modal_complex", "recurrent_state" if single else f"recurrent_state_{o}",
+                               (d_model, conv.modes, 2)))
+            else:
+                shapes.append(("history", f"history_{o}", (d_model, conv.state_length)))
+        return shapes
 
-    def forward(self, u: torch.Tensor, fir: torch.Tensor, *histories: torch.Tensor
+    def forward(self, u: torch.Tensor, fir: torch.Tensor, *long_states: torch.Tensor
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         op = self.operator
         u = op.in_proj(u).transpose(1, 2)
@@ -202,7 +216,7 @@ class HyenaOperatorStep(nn.Module):
         uc = uc + op.short_filter.bias[:, None]
         *x, v = uc.split(op.d_model, dim=1)
         states = [fir]
-        for conv, history, x_i in zip(self.long_convs, histories, reversed(x[1:])):
-            v, history = conv(v * x_i, history)
-            states.append(history)
+        for conv, state, x_i in zip(self.long_convs, long_states, reversed(x[1:])):
+            v, state = conv(v * x_i, state)
+            states.append(state)
         return op.out_proj((v * x[0]).transpose(1, 2)), states

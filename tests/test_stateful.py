@@ -201,3 +201,18 @@ def test_modal_form_filters_get_modal_states(order: int, layout: str) -> None:
             y, states = step(u[:, start:end], *states)
             outs.append(y)
     assert rel_l2(torch.cat(outs, 1), want) < 1e-5
+
+
+def test_evo2_hcl_modal_form_is_its_filter() -> None:
+    from hyena_deploy.models.evo2 import Evo2Config, HyenaCascade
+
+    cfg = Evo2Config.from_vortex({"vocab_size": 8, "hidden_size": 8, "num_layers": 1, "num_attention_heads": 2,
+                                  "state_size": 4, "eps": 1e-6, "short_filter_length": 3, "hcl_layer_idxs": [0]})
+    cascade = HyenaCascade(cfg, "hcl")
+    with torch.no_grad():
+        cascade.log_poles.copy_(-torch.rand(8, 4, 1))
+        cascade.residues.copy_(torch.randn(8, 4))
+    poles, residues = cascade.modal_form()
+    t = torch.arange(20, dtype=torch.float64)
+    h = (residues[..., None] * poles[..., None] ** t).real.sum(1)
+    assert rel_l2(h.float(), cascade.long_filter(20).detach()) < 1e-6

@@ -177,6 +177,14 @@ class HyenaCascade(nn.Module):
             x2, x1, v = z.split(dim, dim=1)
         return (x1, x2, v) if self.cfg.hyena_flip_x1x2 else (x2, x1, v)
 
+    def modal_form(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """HCL: (poles, residues), complex (D, state_size), real poles ``exp(log_poles)`` (contract C3)."""
+        if self.kind != "hcl":
+            raise HyenaDeployError(f"Evo 2 {self.kind.upper()} filters are explicit FIRs: no modal form")
+        poles = torch.exp(self.log_poles.detach().double()[..., 0])
+        return torch.complex(poles, torch.zeros_like(poles)), torch.complex(
+            self.residues.detach().double(), torch.zeros_like(poles))
+
     def long_filter(self, length: int) -> torch.Tensor:
         """The HCL modal filter (D, length)."""
         t = torch.arange(length, device=self.log_poles.device, dtype=torch.float32)

@@ -94,7 +94,7 @@ class StripedHyenaStep(nn.Module):
                 self.specs += [StateSpec("key", "key", layer, step.state_shape()),
                                StateSpec("value", "value", layer, step.state_shape())]
             else:
-                step = ComplexModalConv(*_modal_form(block.filter), block.filter.D)
+                step = ComplexModalConv(*modal_form(block.filter), block.filter.D)
                 hidden = block.filter.hidden_size
                 self.specs += [StateSpec("fir", "conv_state", layer, (3 * hidden, block.filter.short_filter_length - 1)),
                                StateSpec("modal_complex", "recurrent_state", layer, (hidden, step.modes, 2))]
@@ -148,9 +148,10 @@ class StripedHyenaStep(nn.Module):
         return (y * x2).transpose(1, 2), fir, state
 
 
-def _modal_form(hyena_filter: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Complex poles and residues (D, state_size) of a ``ParallelHyenaFilter``, repeated to its channels as the
-    package repeats its filter (``repeat_interleave(hidden_size // hyena_filter_groups)`` when groups > 1)."""
+def modal_form(hyena_filter: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contract C3 for the package's ``ParallelHyenaFilter`` (a class this project does not own): complex poles
+    and residues (D, state_size), repeated to its channels as the package repeats its filter
+    (``repeat_interleave(hidden_size // hyena_filter_groups)`` when groups > 1)."""
     poles = torch.view_as_complex(hyena_filter.poles.detach().double()[..., 0, :].contiguous())
     residues = torch.view_as_complex(hyena_filter.residues.detach().double()[..., 0, :].contiguous())
     groups = hyena_filter.hyena_filter_groups

@@ -155,8 +155,9 @@ def hankel_matrix(h: np.ndarray, rows: int) -> np.ndarray:
 
 def hankel_rows(length: int, max_order: int, wide: bool = True) -> int:
     """Hankel rows: up to HANKEL_ROWS when ``wide`` (more lags see slow modes of filters that are not
-    exactly modal), else the 2 max_order + 2 an exactly modal filter needs; never more than half the filter."""
-    return max(2, min(length // 2, max(HANKEL_ROWS if wide else 0, 2 * max_order + 2)))
+    exactly modal), else 4 max_order + 2 (twice what an exactly modal filter needs, so that the top
+    singular vectors stay well conditioned at the highest order); never more than half the filter."""
+    return max(2, min(length // 2, max(HANKEL_ROWS if wide else 0, 4 * max_order + 2)))
 
 
 def hankel_singular_values(h: np.ndarray, max_order: int) -> np.ndarray:

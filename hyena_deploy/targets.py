@@ -24,20 +24,18 @@ GraphRunner = Callable[[onnx.ModelProto | Path, int | None], Runner]  # (graph, 
 
 @dataclass(frozen=True)
 class Target:
-    """One runtime: see the module docstring. ``runner`` is None where graphs do not run here as they are
-    (engine targets run through ``--engine``)."""
+    """One runtime: see the module docstring. ``runner`` is None for engine targets (run through ``--engine``)."""
 
     name: str
     rules: compat.Rules
     crossovers: str
     runner: GraphRunner | None = None
-    engine: bool = False
+    engine: bool = False  # built into an engine by `hyena-deploy build`
 
     def make_runner(self, graph: onnx.ModelProto | Path, threads: int | None = None) -> Runner:
         """A runner for ``graph`` on this target (one-line error where it cannot run here)."""
         if self.runner is None:
-            reason = "it runs built engines (use --engine)" if self.engine else "no runner for it is wired"
-            raise HyenaDeployError(f"cannot run graphs on {self.name} here: {reason}")
+            raise HyenaDeployError(f"cannot run graphs on {self.name} here: it runs built engines (use --engine)")
         return self.runner(graph, threads)
 
 
@@ -78,8 +76,19 @@ def _onnxruntime_cpu(graph: onnx.ModelProto | Path, threads: int | None) -> Runn
     return OrtRunner(graph, threads)
 
 
+def _onnxruntime_cuda(graph: onnx.ModelProto | Path, threads: int | None) -> Runner:
+    import onnxruntime as ort
+
+    from hyena_deploy.runners.ort_runner import OrtRunner
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise HyenaDeployError("cannot run graphs on onnxruntime-gpu here: ONNX Runtime has no CUDA execution "
+                               "provider (pip install onnxruntime-gpu, on a machine with a CUDA GPU)")
+    return OrtRunner(graph, threads, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+
 register(Target("onnxruntime", compat.ONNXRUNTIME, crossovers="onnxruntime", runner=_onnxruntime_cpu))
-# Export and inspect only: its measurements are the GPU ones, and no GPU runner is wired (no GPU to test it on).
-register(Target("onnxruntime-gpu", compat.ONNXRUNTIME_GPU, crossovers="tensorrt"))
+# The GPU measurements are TensorRT's: matmul-based strategies on a GPU (no CUDA DFT kernel in ONNX Runtime).
+register(Target("onnxruntime-gpu", compat.ONNXRUNTIME_GPU, crossovers="tensorrt", runner=_onnxruntime_cuda))
 register(Target("tensorrt-10", compat.TENSORRT_10, crossovers="tensorrt", engine=True))
 register(Target("tensorrt-11", compat.TENSORRT_11, crossovers="tensorrt", engine=True))

@@ -33,7 +33,15 @@ def test_export_for_tensorrt_11_accepts_dft_and_records_the_target(tmp_path):
 def test_engine_targets_have_no_graph_runner():
     with pytest.raises(HyenaDeployError, match="tensorrt-10 here: it runs built engines"):
         targets.get("tensorrt-10").make_runner(onnx.ModelProto())
-    assert targets.names(runnable=True) == ["onnxruntime"]
+    assert targets.names(runnable=True) == ["onnxruntime", "onnxruntime-gpu"]
+
+
+def test_the_gpu_runner_says_why_it_cannot_run_here(monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(HyenaDeployError, match="onnxruntime-gpu here: ONNX Runtime has no CUDA execution provider"):
+        targets.get("onnxruntime-gpu").make_runner(onnx.ModelProto())
 
 
 @pytest.fixture

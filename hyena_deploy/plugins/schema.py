@@ -16,7 +16,9 @@ from __future__ import annotations
 import onnx
 from onnx.defs import OpSchema
 
-DOMAIN = "hyena_deploy"
+from hyena_deploy.names import PLUGIN_DOMAIN
+
+DOMAIN = PLUGIN_DOMAIN
 OP_TYPE = "FFTConv"
 VERSION = 1
 PLUGIN_NAMESPACE = "hyena_deploy"

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from hyena_deploy.runtime import OrtModel
+from hyena_deploy.runtime.sessions import PROVIDERS
 
 
 class OrtRunner:
@@ -17,11 +18,11 @@ class OrtRunner:
     name = "onnxruntime"
 
     def __init__(self, model: onnx.ModelProto | Path, threads: int | None = None,
-                 extra_outputs: tuple[str, ...] = ()) -> None:
+                 extra_outputs: tuple[str, ...] = (), providers: tuple[str, ...] = PROVIDERS) -> None:
         if extra_outputs:
             proto = onnx.load(str(model)) if isinstance(model, Path) else model
             model = with_outputs(proto, extra_outputs)
-        self.model = OrtModel(model, threads)
+        self.model = OrtModel(model, threads, providers)
         self.input_names = self.model.input_names
         self.output_names = self.model.output_names
 

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hyena_deploy.errors import HyenaDeployError, first_line
-from hyena_deploy.runtime.sessions import hyena_metadata, open_session
+from hyena_deploy.runtime.sessions import PROVIDERS, hyena_metadata, open_session
 
 if TYPE_CHECKING:
     import onnx
 
 
 class OrtModel:
-    """An exported graph in ONNX Runtime (CPU), refusing inputs longer than its maximum length.
+    """An exported graph in ONNX Runtime (CPU unless ``providers`` say otherwise), refusing inputs longer than
+    its maximum length.
 
     ``model`` is a path, serialized bytes or an ``onnx.ModelProto``; paths and bytes of fp32 graphs
     need neither torch nor onnx.
     """
 
-    def __init__(self, model: onnx.ModelProto | str | os.PathLike | bytes, threads: int | None = None) -> None:
-        self.session = open_session(model, threads)
+    def __init__(self, model: onnx.ModelProto | str | os.PathLike | bytes, threads: int | None = None,
+                 providers: Sequence[str] = PROVIDERS) -> None:
+        self.session = open_session(model, threads, providers)
         meta = hyena_metadata(self.session)
         self.max_seq_len = int(meta["max_seq_len"]) if "max_seq_len" in meta else None
         self.input_names = [i.name for i in self.session.get_inputs()]

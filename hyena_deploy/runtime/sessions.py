@@ -10,19 +10,20 @@ custom op (its PyOp library is registered on the options).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import onnxruntime as ort
 
 from hyena_deploy.errors import HyenaDeployError, first_line
+from hyena_deploy.metadata import PREFIX
+from hyena_deploy.names import PLUGIN_DOMAIN
 
 if TYPE_CHECKING:
     import onnx
 
-META_PREFIX = "hyena_deploy."  # hyena_deploy.metadata.PREFIX (that module imports onnx)
-PLUGIN_DOMAIN = "hyena_deploy"  # hyena_deploy.plugins.schema.DOMAIN
-PROVIDERS = ["CPUExecutionProvider"]
+PROVIDERS = ("CPUExecutionProvider",)
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -46,12 +47,13 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 def hyena_metadata(session: ort.InferenceSession) -> dict[str, str]:
     """The hyena-deploy metadata of a session's model (keys without the ``hyena_deploy.`` prefix)."""
     found = session.get_modelmeta().custom_metadata_map
-    return {key[len(META_PREFIX):]: value for key, value in found.items() if key.startswith(META_PREFIX)}
+    return {key[len(PREFIX):]: value for key, value in found.items() if key.startswith(PREFIX)}
 
 
-def open_session(model: onnx.ModelProto | str | os.PathLike | bytes, threads: int | None = None
-                 ) -> ort.InferenceSession:
-    """A CPU session for a graph file, serialized bytes or an ``onnx.ModelProto``; one-line errors."""
+def open_session(model: onnx.ModelProto | str | os.PathLike | bytes, threads: int | None = None,
+                 providers: Sequence[str] = PROVIDERS) -> ort.InferenceSession:
+    """A session (CPU unless ``providers`` say otherwise) for a graph file, serialized bytes or an
+    ``onnx.ModelProto``; one-line errors."""
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
@@ -60,22 +62,22 @@ def open_session(model: onnx.ModelProto | str | os.PathLike | bytes, threads: in
     elif isinstance(model, bytes):
         source = model
     else:
-        return _prepared_session(model, threads)
+        return _prepared_session(model, threads, providers)
     try:
-        session = ort.InferenceSession(source, session_options(threads), providers=PROVIDERS)
+        session = ort.InferenceSession(source, session_options(threads), providers=list(providers))
     except Exception as exc:  # ORT raises its own exception types
         proto = _proto_needing_preparation(source)
         if proto is None:
             raise HyenaDeployError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None
-        return _prepared_session(proto, threads)
+        return _prepared_session(proto, threads, providers)
     if hyena_metadata(session).get("precision", "fp32") != "fp32":
-        return _prepared_session(_load_proto(source), threads)
+        return _prepared_session(_load_proto(source), threads, providers)
     return session
 
 
 def _needs_preparation(proto: onnx.ModelProto) -> bool:
     meta = {p.key: p.value for p in proto.metadata_props}
-    return (meta.get(META_PREFIX + "precision", "fp32") != "fp32"
+    return (meta.get(PREFIX + "precision", "fp32") != "fp32"
             or any(node.domain == PLUGIN_DOMAIN for node in proto.graph.node))
 
 
@@ -94,20 +96,20 @@ def _proto_needing_preparation(source: str | bytes) -> onnx.ModelProto | None:
     return proto if _needs_preparation(proto) else None
 
 
-def _prepared_session(proto: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
+def _prepared_session(proto: onnx.ModelProto, threads: int | None, providers: Sequence[str]) -> ort.InferenceSession:
     """A session for a ModelProto: precision view and FFTConv PyOp where the graph needs them."""
     from hyena_deploy import onnx_io
     from hyena_deploy.plugins.ort_fftconv import session_options_for
     from hyena_deploy.precision import for_onnxruntime
 
     meta = {p.key: p.value for p in proto.metadata_props}
-    if meta.get(META_PREFIX + "precision", "fp32") != "fp32":
+    if meta.get(PREFIX + "precision", "fp32") != "fp32":
         proto = for_onnxruntime(proto)  # low-precision I/O fed as fp32
     options, proto = session_options_for(proto, session_options(threads))
     try:
         if proto.ByteSize() < onnx_io.PROTOBUF_LIMIT:
-            return ort.InferenceSession(proto.SerializeToString(), options, providers=PROVIDERS)
+            return ort.InferenceSession(proto.SerializeToString(), options, providers=list(providers))
         with onnx_io.staged_external(proto) as path:
-            return ort.InferenceSession(str(path), options, providers=PROVIDERS)
+            return ort.InferenceSession(str(path), options, providers=list(providers))
     except Exception as exc:  # ORT raises its own exception types
         raise HyenaDeployError(f"ONNX Runtime cannot load the model: {first_line(exc)}") from None

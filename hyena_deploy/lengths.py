@@ -28,6 +28,10 @@ def probe_lengths(max_len: int) -> list[int]:
     return sorted({1, min(17, max_len), max(1, (max_len // 2) | 1), max_len})
 
 
+class NotCausal(HyenaDeployError):
+    """The model's outputs at a length are not the prefix of its outputs at the maximum."""
+
+
 def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Generator) -> None:
     """Refuse models whose outputs at length L are not the first L positions of outputs at L_max.
 
@@ -50,7 +54,7 @@ def check_right_padding(loaded: LoadedModel, max_len: int, rng: np.random.Genera
                     "it has no sequence axis 1, so a dynamic length is not possible; export with --seq-len")
             err = compare_output(f"output {index}", f"L={length}", whole[:, :length], cut, Tolerance()).rel_l2
             if not err <= CAUSALITY_TOLERANCE:
-                raise HyenaDeployError(
+                raise NotCausal(
                     f"the model is not causal along axis 1 (output {index} at length {length} differs from the "
                     f"prefix of the full-length output by {err:.1e}): right-padding would change results; "
                     "export with --seq-len")

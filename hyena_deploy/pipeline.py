@@ -11,7 +11,7 @@ import onnx
 
 from hyena_deploy import metadata, onnx_io, targets, tool_version
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.lengths import check_right_padding, probe_lengths
+from hyena_deploy.lengths import NotCausal, check_right_padding, probe_lengths
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.metadata import GraphInfo
 from hyena_deploy.passes import graph_passes, run_passes
@@ -83,21 +83,28 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
         raise HyenaDeployError(f"--batch must be >= 1, got {batch}")
     loaded = source if isinstance(source, LoadedModel) else load_source(source)
     lengths = resolve_lengths(loaded, seq_len, max_seq_len)
+    not_causal: NotCausal | None = None
     if lengths.dynamic:
         progress(f"checking that right-padding to {lengths.length} is exact")
-        check_right_padding(loaded, lengths.length, np.random.default_rng())
+        try:
+            check_right_padding(loaded, lengths.length, np.random.default_rng())
+        except NotCausal as exc:  # exact after all if two-sided FFT convolutions cause it: proven by verification
+            not_causal = exc
     progress("tracing with torch.onnx (dynamo)")
     traced = trace(loaded, lengths.length, batch, opset)
     progress("finding and rewriting FFT convolutions")
     passes = graph_passes(choose, pad_to=lengths.length if lengths.dynamic else None, precision=precision,
                           keep_io_types=keep_io_types)
     result = run_passes(traced, passes)
+    if not_causal is not None and not (verify and any(site.lead for site in result.sites)):
+        raise not_causal
     model = result.model
     metadata.write(model, GraphInfo(
         tool_version(), fftconv, sites_json(result.sites), lengths.length, lengths.dynamic, batch is None, precision,
         loaded.name, loaded.source_sha256, target, [asdict(s) for s in result.skipped]).props())
     onnx_io.check(model)
-    warnings = [str(p) for p in targets.require_compatible(model, target, f"the exported graph does not run on {target}")]
+    warnings = [str(p) for p in targets.require_compatible(model, target,
+                                                           f"the exported graph does not run on {target}")]
     reports: list[OutputReport] = []
     if verify:
         progress("verifying against PyTorch")
@@ -106,6 +113,9 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
             loaded, _verify_lengths(lengths), batch,
             example_fits=lambda x: x.shape[1] <= max_len if lengths.dynamic else x.shape[1] == max_len)}
         reports = compare(TorchRunner(loaded), OrtRunner(model), cases.values(), tolerance)
+        if not_causal is not None and not all(r.passed for r in reports):
+            raise HyenaDeployError(f"{not_causal} (zeroing the padding before its two-sided FFT convolutions "
+                                   "does not make it exact)")
         require_parity(reports, "parity failed", explain=lambda worst: _explain(loaded, model, tolerance, lengths,
                                                                                cases[worst.case].inputs))
     files = onnx_io.save(model, output)
@@ -113,7 +123,8 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
                         [*loaded.notes, *result.notes, *warnings])
 
 
-def _explain(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance, lengths: Lengths, inputs: list[np.ndarray]) -> str:
+def _explain(loaded: LoadedModel, model: onnx.ModelProto, tolerance: Tolerance, lengths: Lengths,
+             inputs: list[np.ndarray]) -> str:
     """The first diverging module on the failing inputs; for short inputs of a dynamic graph, the way out."""
     where = bisect_summary(loaded, model, tolerance, inputs)
     length = inputs[0].shape[1] if inputs and inputs[0].ndim > 1 else lengths.length

@@ -36,6 +36,9 @@ _RELABELLING = {
 }
 
 
+_FILTER_TRANSFORMS = {torch.ops.aten.fft_rfft.default, torch.ops.aten.fft_fft.default}
+
+
 @dataclass(frozen=True)
 class FoldedConstant:
     """One folded subgraph: the constant that replaced it and the module that computed it."""
@@ -89,6 +92,7 @@ def fold_input_independent(program: ExportedProgram) -> list[FoldedConstant]:
     """
     graph = program.graph
     dependent = input_dependent(program)
+    dependent |= _kept_filter_transforms(graph, dependent)
     leaves = _constant_leaves(program)
     frontier = {n for n in graph.nodes if n not in dependent and any(u in dependent for u in n.users)}
     needed = _constant_ancestors(frontier, dependent)
@@ -109,6 +113,25 @@ def fold_input_independent(program: ExportedProgram) -> list[FoldedConstant]:
     _remove_dead_constants(program, dependent)
     program.graph_module.recompile()
     return folded
+
+
+def _kept_filter_transforms(graph: torch.fx.Graph, dependent: set[Node]) -> set[Node]:
+    """FFTs of a real input-independent filter read only by input-dependent nodes: kept as traced.
+
+    Their real input is folded instead, half the size of the spectrum (and no complex constant);
+    the FFT-convolution rewrite measures the filter and drops the transform anyway.
+    """
+    kept = set()
+    for node in graph.nodes:
+        if node.target in _FILTER_TRANSFORMS and node not in dependent and node.users \
+                and all(u in dependent for u in node.users) and not _is_complex_value(node.args[0]):
+            kept.add(node)
+    return kept
+
+
+def _is_complex_value(arg: object) -> bool:
+    value = arg.meta.get("val") if isinstance(arg, Node) else None
+    return isinstance(value, torch.Tensor) and value.is_complex()
 
 
 def _constant_ancestors(frontier: set[Node], dependent: set[Node]) -> set[Node]:

@@ -33,7 +33,7 @@ from hyena_deploy.strategies.common import flatten_channels, restore
 MODAL_TOL = 1e-6     # filter relative L2 a fit must reach to count as modal (fp32 filters carry ~1e-7)
 MAX_MODES = 32       # complex modes per channel (real state dimension up to 64)
 CHUNK_SIZES = (16, 32, 64, 128, 256)
-SCAN_WEIGHT = 200.0
+SCAN_WEIGHT = 250.0
 
 
 class NotModal(HyenaDeployError):

@@ -10,6 +10,8 @@ in a fresh process that imports only the torch-free Generator: one token per ``d
 batch 1, states of the full context size filled with random values (the graph has no data-dependent
 branch: its cost is that of a real prefix of that length), median over ``--tokens`` calls after a
 warm-up. Peak memory is the timing process's peak RSS above its RSS after importing the runtime.
+Then all contexts of a model take turns in one process (8 rounds), so their ratio shares the
+machine's load: ``interleaved_ratio_max_vs_min_context``.
 
 Baselines at ``--recompute-context`` (8k): re-running the full-sequence ONNX graph (``export``,
 monarch) once per token, PyTorch eager full recompute, and the ``stripedhyena`` package's own
@@ -40,10 +42,13 @@ MODAL = {"hidden_size": 256, "num_filters": 256, "num_attention_heads": 8, "inne
          "max_seqlen": 65536}
 HISTORY = {"vocab_size": 16, "d_model": 128, "n_layer": 2, "d_inner": 256, "l_max": 65536}
 TIMER = """
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 import numpy as np
 from hyena_deploy.runtime.generator import Generator
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the current RSS (after the imports)
+base = status("VmRSS:")
 generator = Generator({directory!r}, threads={threads})
 rng = np.random.default_rng(0)
 states = {{name: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype) for name, v in generator.initial_states(1).items()}}
@@ -53,7 +58,7 @@ for i in range({tokens} + 5):
     start = time.perf_counter()
     _, states = generator.step(token, states)
     times.append(time.perf_counter() - start)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM:")
 state_bytes = sum(v.nbytes for v in states.values())
 print(json.dumps({{"ms_per_token": 1e3 * statistics.median(times[5:]), "peak_mb": (peak - base) / 1024,
                   "state_mb": state_bytes / 2**20}}))
@@ -108,6 +113,34 @@ def time_stateful(loaded, context: int, threads: int, tokens: int, work: Path) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "export_s": export_s, "verify_rel_l2": worst,
             "greedy_checked": result.greedy_checked}
+
+
+INTERLEAVED = """
+import json, statistics, time
+import numpy as np
+from hyena_deploy.runtime.generator import Generator
+generators = {{name: Generator(path, threads={threads}) for name, path in {directories!r}.items()}}
+rng = np.random.default_rng(0)
+states = {{name: {{k: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype) for k, v in g.initial_states(1).items()}}
+          for name, g in generators.items()}}
+token, times = np.array([[3]]), {{name: [] for name in generators}}
+for round in range({rounds}):
+    for name, g in generators.items():
+        for i in range({per_round} + 2):
+            start = time.perf_counter()
+            _, states[name] = g.step(token, states[name])
+            if i >= 2:
+                times[name].append(time.perf_counter() - start)
+print(json.dumps({{name: 1e3 * statistics.median(t) for name, t in times.items()}}))
+"""
+
+
+def interleaved(directories: dict[str, Path], threads: int, tokens: int) -> dict[str, float]:
+    """ms/token per context, contexts taking turns in one process (the machine's load shared alike)."""
+    code = textwrap.dedent(INTERLEAVED.format(directories={k: str(v) for k, v in directories.items()},
+                                              threads=threads, rounds=8, per_round=max(tokens // 8, 1)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -211,13 +244,20 @@ def main() -> None:
         for kind, loaded in models.items():
             entry = results.setdefault(kind, {})
             if kind in parts:
-                entry["stateful"] = {}
+                entry.setdefault("stateful", {})
                 for context in contexts:
                     entry["stateful"][str(context)] = time_stateful(loaded, context, args.threads, args.tokens, work)
                     print(kind, context, json.dumps(entry["stateful"][str(context)]), flush=True)
                     write_json(args.json, results)
+                turns = interleaved({str(c): work / f"{loaded.name}-{c}" for c in contexts}, args.threads, args.tokens)
+                for context, ms in turns.items():
+                    entry["stateful"][context]["interleaved_ms_per_token"] = ms
+                entry["interleaved_ratio_max_vs_min_context"] = turns[str(contexts[-1])] / turns[str(contexts[0])]
+                print(kind, "interleaved", json.dumps(turns), flush=True)
+                write_json(args.json, results)
             if "recompute" in parts:
-                entry["recompute"] = recompute_baselines(loaded, recompute, args.threads, work)
+                entry["recompute"] = {"context": recompute,
+                                      **recompute_baselines(loaded, recompute, args.threads, work)}
                 print(kind, "recompute", json.dumps(entry["recompute"]), flush=True)
                 write_json(args.json, results)
         if "package" in parts:
@@ -233,9 +273,10 @@ def main() -> None:
         if str(contexts[0]) in rows and str(contexts[-1]) in rows:
             results[kind]["ratio_max_vs_min_context"] = (rows[str(contexts[-1])]["ms_per_token"]
                                                          / rows[str(contexts[0])]["ms_per_token"])
-        if str(recompute) in rows and "recompute" in results[kind]:
-            results[kind]["speedup_vs_onnx_recompute"] = (results[kind]["recompute"]["onnx_full_ms"]
-                                                          / rows[str(recompute)]["ms_per_token"])
+        baseline = results.get(kind, {}).get("recompute", {})
+        if str(baseline.get("context")) in rows:
+            results[kind]["speedup_vs_onnx_recompute"] = (baseline["onnx_full_ms"]
+                                                          / rows[str(baseline["context"])]["ms_per_token"])
     write_json(args.json, results)
     print(json.dumps({k: {m: v for m, v in results[k].items() if m.startswith(("ratio", "speedup"))}
                       for k in models if k in results}, indent=2))

@@ -4,8 +4,9 @@ For ``h_t = Re sum_n R_n p_n^t`` (N modes per channel, one per conjugate pair) a
 
 * inside each chunk, a T x T lower-triangular Toeplitz MatMul with ``h[:T]``;
 * each chunk's own modal state ``z_k = sum_j p^(T-1-j) u_(k,j)`` (one MatMul per real/imag part);
-* the state across chunks ``s_k = z_k + p^T s_(k-1)`` by a doubling scan over a fixed number of
-  chunk slots (``ceil(log2 K_max)`` steps of Slice/Pad/Mul/Add), no Loop or Scan;
+* the state across chunks ``s_k = z_k + p^T s_(k-1)`` over a fixed number of chunk slots: inside
+  groups of 16 slots one MatMul (a 2G x 2G real matrix per mode), across groups a doubling scan
+  (``log2`` of the group count steps of Slice/Pad/Mul/Add), no Loop or Scan;
 * chunk k+1 reads ``Re sum_n R_n p_n^(t+1) s_(k,n)`` through one more MatMul.
 
 Only MatMul, Mul, Add, Sub, Reshape, Transpose, Slice, Pad, Concat, Mod and shape ops (Shape,
@@ -33,7 +34,8 @@ from hyena_deploy.strategies.common import flatten_channels, restore
 MODAL_TOL = 1e-6     # filter relative L2 a fit must reach to count as modal (fp32 filters carry ~1e-7)
 MAX_MODES = 32       # complex modes per channel (real state dimension up to 64)
 CHUNK_SIZES = (16, 32, 64, 128, 256)
-SCAN_WEIGHT = 250.0
+SCAN_WEIGHT = 50.0
+GROUP = 16           # chunk slots whose state prefix is one MatMul
 
 
 class NotModal(HyenaDeployError):
@@ -114,10 +116,10 @@ def prefers(h: np.ndarray, rules: list[list[int]]) -> bool:
 
 
 def chunk_size(length: int, modes: int) -> int:
-    """Chunk length T minimising T (Toeplitz MatMul per sample) + SCAN_WEIGHT * N * log2(K) / T (the scan).
+    """Chunk length T minimising T (Toeplitz MatMul per sample) + SCAN_WEIGHT * N * log2(K) / T (the states).
 
-    The scan's elementwise passes cost far more per value than a MatMul's multiply-add; the weight
-    is from median ONNX Runtime CPU latencies at 16k and 64k (``benchmarks/modal_vs_monarch.py``).
+    The state passes cost more per value than a MatMul's multiply-add; the weight fits a sweep of
+    T = 32..256 at 16k and 64k, 2..16 modes, 128 channels (ONNX Runtime CPU, 2 threads).
     """
     fitting = [t for t in CHUNK_SIZES if t <= max(next_pow2(length), CHUNK_SIZES[0])]
     return min(fitting, key=lambda t: t + SCAN_WEIGHT * modes * max(1, ceil(log2(max(ceil(length / t), 2)))) / t)
@@ -147,11 +149,55 @@ def _shift_right(nb: NodeBuilder, s: str, steps: int, kept: str) -> str:
                          nb.const([0, 0, 0, steps, 0, 0, 0, 0])])
 
 
+def _group_matrix(a: np.ndarray, g: int) -> np.ndarray:
+    """(C, N, 2G, 2G) real matrix of the in-group prefix ``s_i = sum_(j<=i) a^(i-j) z_j`` on [Re z | Im z]."""
+    lag = np.arange(g)[None, :] - np.arange(g)[:, None]                      # [j, i] = i - j
+    powers = np.where(lag >= 0, np.power(a[:, :, None, None], np.clip(lag, 0, None)), 0.0)
+    top = np.concatenate([powers.real, powers.imag], axis=-1)                # rows: Re z_j
+    bottom = np.concatenate([-powers.imag, powers.real], axis=-1)            # rows: Im z_j
+    return np.concatenate([top, bottom], axis=-2)
+
+
+def _blocked_scan(nb: NodeBuilder, z: str, plan: ModalPlan, t: int, group: int, slots: int) -> tuple[str, str]:
+    """Full states ``s_k = z_k + p^T s_(k-1)`` of z (B, C, 2N, slots) as (re, im) (B, C, N, slots).
+
+    Groups of G chunk slots: the prefix inside a group is one MatMul with a 2G x 2G matrix per mode;
+    the group-end states go through the doubling scan (log2 of slots/G steps); each slot then adds
+    its group's incoming state times ``a^(i+1)``. Few passes over the states, no Loop.
+    """
+    c, n, g = nb.const, plan.modes, group
+    a = np.power(plan.poles, t)                                                # per-slot decay (C, N)
+    groups = slots // g
+    parts = [nb.op("Reshape", [nb.op("Slice", [z, c([lo]), c([hi]), c([2])]), c([0, 0, n, groups, g])])
+             for lo, hi in ((0, n), (n, 2 * n))]
+    local = nb.op("MatMul", [nb.op("Concat", parts, axis=4), c(_group_matrix(a, g), "modal_group_scan")])
+    ends = [nb.op("Reshape", [nb.op("Slice", [local, c([i]), c([i + 1]), c([4])]), c([0, 0, 0, -1])])
+            for i in (g - 1, 2 * g - 1)]
+    e_re, e_im = ends
+    step = 1
+    while step < groups:  # e_k += a^(G step) e_(k - step)
+        kept = c([groups - step])
+        new_re, new_im = _complex_scale(nb, _shift_right(nb, e_re, step, kept), _shift_right(nb, e_im, step, kept),
+                                        np.power(a, g * step))
+        e_re, e_im = nb.op("Add", [e_re, new_re]), nb.op("Add", [e_im, new_im])
+        step *= 2
+    incoming = [nb.op("Reshape", [_shift_right(nb, e, 1, c([groups - 1])), c([0, 0, 0, 0, 1])])
+                for e in (e_re, e_im)]
+    carry = np.power(a[:, :, None, None], np.arange(1, g + 1)[None, None, None, :])   # (C, N, 1, G): a^(i+1)
+    p_re, p_im = c(carry.real, "modal_group_carry_re"), c(carry.imag, "modal_group_carry_im")
+    carried_re = nb.op("Sub", [nb.op("Mul", [incoming[0], p_re]), nb.op("Mul", [incoming[1], p_im])])
+    carried_im = nb.op("Add", [nb.op("Mul", [incoming[0], p_im]), nb.op("Mul", [incoming[1], p_re])])
+    s_re = nb.op("Add", [nb.op("Slice", [local, c([0]), c([g]), c([4])]), carried_re])
+    s_im = nb.op("Add", [nb.op("Slice", [local, c([g]), c([2 * g]), c([4])]), carried_im])
+    return tuple(nb.op("Reshape", [s, c([0, 0, 0, -1])]) for s in (s_re, s_im))
+
+
 def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
     """Replace ``output = causal_conv(signal, h)`` by the chunked modal scan (refuses non-modal filters)."""
     plan = fit_modal(h)
     t = chunk_size(plan.length, plan.modes)
-    slots, n = ceil(plan.length / t), plan.modes
+    group = min(GROUP, ceil(plan.length / t))
+    slots, n = ceil(ceil(plan.length / t) / group) * group, plan.modes
     k = _constants(plan, t)
     flat = flatten_channels(nb, signal, h)
     c = nb.const
@@ -166,15 +212,7 @@ def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
     missing = nb.op("Concat", [nb.op("Shape", [z], start=0, end=3), nb.op("Sub", [c([slots]), chunks])], axis=0)
     z = nb.op("Concat", [z, nb.op("ConstantOfShape", [missing], value=onnx.helper.make_tensor(
         "zero", onnx.TensorProto.FLOAT, [1], [0.0]))], axis=3)    # a negative count fails (Pad would crop)
-    s_re = nb.op("Slice", [z, c([0]), c([n]), c([2])])
-    s_im = nb.op("Slice", [z, c([n]), c([2 * n]), c([2])])
-    step = 1
-    while step < slots:  # s_k += p^(T step) s_(k - step): after the loop s_k = sum_(j<=k) p^(T(k-j)) z_j
-        kept = c([slots - step])
-        new_re, new_im = _complex_scale(nb, _shift_right(nb, s_re, step, kept), _shift_right(nb, s_im, step, kept),
-                                        np.power(plan.poles, t * step))
-        s_re, s_im = nb.op("Add", [s_re, new_re]), nb.op("Add", [s_im, new_im])
-        step *= 2
+    s_re, s_im = _blocked_scan(nb, z, plan, t, group, slots)
     # chunk k reads the state after chunk k-1
     state = _shift_right(nb, nb.op("Concat", [s_re, s_im], axis=2), 1, nb.op("Sub", [chunks, c([1])]))
     carried = nb.op("MatMul", [nb.op("Transpose", [state], perm=[0, 1, 3, 2]), c(k["out"], "modal_state_out")])

@@ -113,5 +113,6 @@ def test_auto_picks_modal_only_where_measured_rules_say_so(monkeypatch) -> None:
     assert choose(other) == "monarch"
     assert choose(modal_filters(3, 8, 1024, rng)) == "monarch"      # more modes than measured to win here
     assert choose(modal_filters(3, 2, 256, rng)) == "monarch"       # shorter than any measured win
+    assert choose(modal_filters(2, 2, 8193, rng)) == "monarch"      # past twice the longest measured length
     table["targets"]["onnxruntime"].pop("modal")
     assert auto.chooser("onnxruntime")(modal_h) == "monarch"        # no measurement, no modal

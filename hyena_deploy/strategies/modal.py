@@ -105,9 +105,13 @@ def is_modal(h: np.ndarray) -> bool:
 
 
 def prefers(h: np.ndarray, rules: list[list[int]]) -> bool:
-    """Whether measured ``rules`` ``[[min_length, max_modes], ...]`` (ascending) pick modal for ``h``."""
+    """Whether measured ``rules`` ``[[min_length, max_modes], ...]`` (ascending) pick modal for ``h``.
+
+    Not beyond twice the longest measured length: nothing was measured there (and the fit's
+    least-squares basis grows with the length).
+    """
     limit = next((modes for length, modes in reversed(rules) if h.shape[-1] >= length), 0)
-    if limit < 1:
+    if limit < 1 or h.shape[-1] > 2 * rules[-1][0]:
         return False
     try:
         return fit_modal(h).modes <= limit

@@ -210,6 +210,9 @@ def test_family_samples_export_and_generate(family: str, make, kinds: set[str], 
     together = generator.generate_rows(prompts, 8).sequences
     for row, alone in zip(together, prompts):
         assert np.array_equal(row, torch_greedy(module, alone[None], 8)[0])
+    if family in ("evo2", "stripedhyena"):  # vortex CharLevelTokenizer: UTF-8 bytes
+        assert generator.layout["tokenizer"] == {"type": "bytes"}
+        assert generator.encode("ACé").tolist() == [65, 67, 195, 169] and generator.decode([65, 67]) == "AC"
     if family == "hyenadna":
         assert generator.layout["tokenizer"]["type"] == "characters"
         assert generator.encode("ACgt").tolist() == [0, 7, 8, 9, 10]

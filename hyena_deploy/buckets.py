@@ -49,7 +49,7 @@ def export_buckets(source: str | LoadedModel, output: Path, buckets: list[int], 
     """
     if "seq_len" in options or "max_seq_len" in options:
         raise HyenaDeployError("--buckets sets each graph's maximum length: drop --seq-len/--max-seq-len")
-    loaded = source if isinstance(source, LoadedModel) else load_source(source)
+    loaded = source if isinstance(source, LoadedModel) else load_source(source, max(buckets, default=None))
     chosen = check_buckets(buckets, loaded.max_seq_len)
     manifest, files = paths_for(output, chosen)
     results: list[ExportResult] = []

@@ -81,7 +81,7 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     choose = chooser(fftconv, targets.get(target).crossovers)
     if batch is not None and batch < 1:
         raise HyenaDeployError(f"--batch must be >= 1, got {batch}")
-    loaded = source if isinstance(source, LoadedModel) else load_source(source)
+    loaded = source if isinstance(source, LoadedModel) else load_source(source, seq_len or max_seq_len)
     lengths = resolve_lengths(loaded, seq_len, max_seq_len)
     not_causal: NotCausal | None = None
     if lengths.dynamic:

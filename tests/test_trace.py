@@ -68,9 +68,7 @@ def test_export_failure_names_the_model_line(tmp_path: Path) -> None:
     assert line.endswith("in forward: if x.sum() > 0:")
 
 
-@pytest.mark.parametrize("flag", ["--seq-len", pytest.param("--max-seq-len", marks=pytest.mark.xfail(
-    reason="the pipeline runs its causality check before trace; it must pass the export length to "
-           "load_source(source, seq_len), which then refuses the model (lead's share)", strict=False))])
+@pytest.mark.parametrize("flag", ["--seq-len", "--max-seq-len"])
 def test_model_failing_in_pytorch_at_the_length(tmp_path: Path, flag: str) -> None:
     assert_one_line_error(run("export", f"{COMPLEX}:short_table", "-o", tmp_path / "x.onnx", flag, "200"),
                           "the model fails in PyTorch at L=200: RuntimeError: The size of tensor a (200)")
@@ -78,7 +76,7 @@ def test_model_failing_in_pytorch_at_the_length(tmp_path: Path, flag: str) -> No
 
 def test_nan_weights_are_named(tmp_path: Path) -> None:
     assert_one_line_error(run("export", f"{COMPLEX}:nan_weights", "-o", tmp_path / "x.onnx", "--max-seq-len", "64"),
-                          "PyTorch itself returns NaN at L=32 (output 0, 1 of 256 values): non-finite weights in table")
+                          "PyTorch itself returns NaN at L=64 (output 0, 2 of 1024 values): non-finite weights in table")
 
 
 class Overflows(torch.nn.Module):

@@ -88,7 +88,7 @@ def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, .
     proto = onnx_io.load(model)
     info = GraphInfo.of(proto)
     tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(info.precision))
-    loaded = load_source(source)
+    loaded = load_source(source, info.max_seq_len)
     max_len = info.max_seq_len or loaded.example_inputs[0].shape[1]
     if any(length < 1 or length > max_len for length in seq_lens):
         raise HyenaDeployError(f"--seq-len must be within 1..{max_len}, got {list(seq_lens)}")

@@ -205,7 +205,7 @@ def test_family_samples_export_and_generate(family: str, make, kinds: set[str], 
     generator = Generator(tmp_path / "out")
     rng = np.random.default_rng()
     prompt = rng.integers(7, 12, (2, 9))
-    assert np.array_equal(generator.generate(prompt, 24, chunk=4), torch_greedy(module, prompt, 24))
+    assert np.array_equal(generator.generate(prompt, 64, chunk=4), torch_greedy(module, prompt, 64))
     prompts = [rng.integers(7, 12, n) for n in (3, 11)]
     together = generator.generate_rows(prompts, 8).sequences
     for row, alone in zip(together, prompts):

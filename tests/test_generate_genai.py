@@ -64,3 +64,37 @@ def test_no_genai_config_for_layouts_it_cannot_drive() -> None:
     assert genai_config(pair(0) + pair(1, kind="history"), 512, 64, {}) is None
     attention = [StateSpec("key", "key", 1, (2, 64, 8)), StateSpec("value", "value", 1, (2, 64, 8)), position_spec()]
     assert genai_config(pair(0) + attention, 512, 64, {}) is None
+
+
+def _genai_greedy(directory: Path, prompt: np.ndarray, tokens: int) -> list[int]:
+    model = og.Model(str(directory))
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=prompt.shape[1] + tokens, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(prompt.astype(np.int32))
+    out = []
+    while not generator.is_done():
+        generator.generate_next_token()
+        out.append(int(generator.get_next_tokens()[0]))
+    return out
+
+
+def test_distilled_lm_gets_modal_states_that_genai_runs(tmp_path: Path) -> None:
+    """A hyena_lm whose filters have modal_form() (what distillation writes) exports modal states GenAI can drive."""
+    from hyena_deploy.loaded import LoadedModel
+    from hyena_deploy.models.lm import HyenaLM, HyenaLMConfig
+    from hyena_deploy.models.modal_filter import ModalFilter
+
+    torch.manual_seed(0)
+    lm = HyenaLM(HyenaLMConfig(vocab_size=16, d_model=16, n_layer=2, d_inner=32, l_max=128)).eval()
+    for block in lm.layers:
+        poles = torch.polar(0.5 + 0.45 * torch.rand(16, 4, dtype=torch.float64), torch.rand(16, 4, dtype=torch.float64) * 3)
+        residues = 0.3 * torch.complex(torch.randn(16, 4, dtype=torch.float64), torch.randn(16, 4, dtype=torch.float64))
+        block.mixer.filter_fn = ModalFilter(poles, residues, torch.randn(16), length=128)
+    loaded = LoadedModel(module=lm, example_inputs=(torch.zeros(1, 8, dtype=torch.long),), name="distilled",
+                         source_sha256="test", max_seq_len=128, vocab_size=16, output_names=["logits"])
+    result = export_stateful(loaded, tmp_path / "out", max_context=64)
+    assert [s["kind"] for s in result.layout["states"]] == ["fir", "modal_complex"] * 2
+    prompt = np.random.default_rng().integers(0, 16, (1, 5))
+    tokens = _genai_greedy(tmp_path / "out", prompt, 30)
+    assert tokens == Generator(tmp_path / "out").generate(prompt, 30)[0].tolist()

@@ -142,7 +142,7 @@ def test_generator_errors(tiny: Path, tmp_path: Path) -> None:
     with pytest.raises(HyenaDeployError, match="no hyena_deploy.json"):
         Generator(tmp_path)
     (tmp_path / "hyena_deploy.json").write_text((tiny / "hyena_deploy.json").read_text())
-    with pytest.raises(HyenaDeployError, match="no decode.onnx"):
+    with pytest.raises(HyenaDeployError, match="decode.onnx is missing"):
         Generator(tmp_path)
 
 

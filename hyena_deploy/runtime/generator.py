@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime as ort
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.runtime import layout as stateful_layout
 from hyena_deploy.runtime.sessions import open_session
 
-LAYOUT_FILE = "hyena_deploy.json"
-FORMAT = "hyena-deploy-stateful"
+LAYOUT_FILE = stateful_layout.LAYOUT_FILE
 DEFAULT_PREFILL_CHUNK = 128  # bounds the in-chunk work of modal layers, O(T^2) per channel
 States = dict[str, np.ndarray]
 TokenCallback = Callable[[int, np.ndarray], None]
@@ -39,27 +39,12 @@ class Generation:
 
 
 def read_layout(directory: Path) -> dict:
-    """The directory's ``hyena_deploy.json``, checked for what generation needs."""
-    path = directory / LAYOUT_FILE
+    """The directory's ``hyena_deploy.json`` as a dict, checked by :func:`hyena_deploy.runtime.layout.read_layout`."""
     if not directory.is_dir():
         raise HyenaDeployError(f"{directory}: not a directory (export one with: hyena-deploy export SOURCE -o DIR "
                                "--stateful)")
-    if not path.is_file():
-        raise HyenaDeployError(f"{directory}: incomplete stateful directory, no {LAYOUT_FILE}")
-    try:
-        layout = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise HyenaDeployError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(layout, dict) or layout.get("format") != FORMAT:
-        raise HyenaDeployError(f"{path}: not a {FORMAT} layout")
-    missing = [key for key in ("graphs", "input_ids", "logits", "vocab_size", "max_context", "states")
-               if key not in layout]
-    if missing:
-        raise HyenaDeployError(f"{path}: lacks {', '.join(missing)}")
-    decode = directory / str(layout["graphs"].get("decode"))
-    if not decode.is_file():
-        raise HyenaDeployError(f"{directory}: incomplete stateful directory, no {decode.name}")
-    return layout
+    stateful_layout.read_layout(directory)  # format, version, states and graph files, with one-line errors
+    return json.loads((directory / LAYOUT_FILE).read_text())
 
 
 class Generator:

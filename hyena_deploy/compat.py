@@ -141,15 +141,21 @@ TENSORRT_11 = Rules(
                                "re-export with --fftconv monarch", input_types=_FLOAT_TYPES),
         }),
         **_TRT_BASE)
+
+
+def _ort_dft(warning: str) -> tuple[OpRule, ...]:
+    """ONNX Runtime's DFT: one kernel (CPU, float/double): ``warning`` for those, an error for fp16/bf16."""
+    return (OpRule(WARNING, warning, _GPU_FIX,
+                   input_types=frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.UNDEFINED})),
+            OpRule(ERROR, "ONNX Runtime's DFT kernel (CPU only) takes float/double only", _NO_DFT_FIX,
+                   input_types=frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16})))
+
+
 ONNXRUNTIME = Rules(
         label="ONNX Runtime (CPU)",
         ops=MappingProxyType({
-            ("", "DFT"): (
-                OpRule(WARNING, "ONNX Runtime runs DFT on the CPU only (no CUDA kernel) and loses ~1e-4 relative "
-                       "accuracy at non-power-of-two sizes", _GPU_FIX,
-                       input_types=frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.UNDEFINED})),
-                OpRule(ERROR, "ONNX Runtime's DFT kernel takes float/double only", _NO_DFT_FIX,
-                       input_types=frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16}))),
+            ("", "DFT"): _ort_dft("ONNX Runtime runs DFT on the CPU only (no CUDA kernel) and loses ~1e-4 relative "
+                                  "accuracy at non-power-of-two sizes"),
             **{("com.microsoft", op): _rule(ERROR, f"com.microsoft::{op} has no CPU kernel in ONNX Runtime "
                                             "(CUDA execution provider only)", "re-export with --fftconv monarch or dft")
                for op in ("Rfft", "Irfft")},
@@ -165,12 +171,8 @@ ONNXRUNTIME = Rules(
 ONNXRUNTIME_GPU = replace(
     ONNXRUNTIME, label="ONNX Runtime (CUDA)",
     ops=MappingProxyType({
-        ("", "DFT"): (
-            OpRule(WARNING, "ONNX Runtime's CUDA provider has no DFT kernel: DFT runs on the CPU, with device copies "
-                   "around every FFT", _GPU_FIX,
-                   input_types=frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.UNDEFINED})),
-            OpRule(ERROR, "ONNX Runtime's DFT kernel (CPU only) takes float/double only", _NO_DFT_FIX,
-                   input_types=frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16}))),
+        ("", "DFT"): _ort_dft("ONNX Runtime's CUDA provider has no DFT kernel: DFT runs on the CPU, with device "
+                              "copies around every FFT"),
     }))
 
 

@@ -51,7 +51,8 @@ open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the curre
 base = status("VmRSS:")
 generator = Generator({directory!r}, threads={threads})
 rng = np.random.default_rng(0)
-states = {{name: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype) for name, v in generator.initial_states(1).items()}}
+states = {{name: (rng.standard_normal(v.shape) * 0.1).astype(v.dtype)
+          for name, v in generator.initial_states(1).items()}}
 token = np.array([[3]])
 times = []
 for i in range({tokens} + 5):
@@ -84,7 +85,8 @@ def modal_model():
     config = maker.tiny_config("hf", hyena_only=True)
     torch.manual_seed(0)
     model = maker.randomize(build_model(config), 0)
-    loaded = LoadedModel(module=StripedHyenaLogits(model).eval(), example_inputs=(torch.zeros(1, 64, dtype=torch.long),),
+    loaded = LoadedModel(module=StripedHyenaLogits(model).eval(),
+                         example_inputs=(torch.zeros(1, 64, dtype=torch.long),),
                          name="modal-sh", source_sha256="bench", max_seq_len=MODAL["max_seqlen"],
                          vocab_size=config["vocab_size"], output_names=["logits"])
     return loaded, config

@@ -181,7 +181,8 @@ def test_export_cli_stateful_and_its_errors(tmp_path: Path) -> None:
 
 
 def _sample_script(family: str):
-    spec = importlib.util.spec_from_file_location(f"make_{family}_gen", ROOT / "samples" / family / "make_checkpoint.py")
+    path = ROOT / "samples" / family / "make_checkpoint.py"
+    spec = importlib.util.spec_from_file_location(f"make_{family}_gen", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -57,7 +57,8 @@ def test_onnxruntime_genai_greedy_equals_generator_and_pytorch(tmp_path: Path) -
 def test_no_genai_config_for_layouts_it_cannot_drive() -> None:
     """History states, attention KV (with the position) and layers of different shapes are not GenAI's layout."""
     def pair(layer: int, kind: str = "modal_complex", modes: int = 2) -> list[StateSpec]:
-        return [StateSpec("fir", "conv_state", layer, (96, 2)), StateSpec(kind, "recurrent_state", layer, (32, modes, 2))]
+        return [StateSpec("fir", "conv_state", layer, (96, 2)),
+                StateSpec(kind, "recurrent_state", layer, (32, modes, 2))]
 
     assert genai_config(pair(0) + pair(1), 512, 64, {})["model"]["decoder"]["num_hidden_layers"] == 2
     assert genai_config(pair(0) + pair(1, modes=3), 512, 64, {}) is None
@@ -88,7 +89,8 @@ def test_distilled_lm_gets_modal_states_that_genai_runs(tmp_path: Path) -> None:
     torch.manual_seed(0)
     lm = HyenaLM(HyenaLMConfig(vocab_size=16, d_model=16, n_layer=2, d_inner=32, l_max=128)).eval()
     for block in lm.layers:
-        poles = torch.polar(0.5 + 0.45 * torch.rand(16, 4, dtype=torch.float64), torch.rand(16, 4, dtype=torch.float64) * 3)
+        poles = torch.polar(0.5 + 0.45 * torch.rand(16, 4, dtype=torch.float64),
+                            torch.rand(16, 4, dtype=torch.float64) * 3)
         residues = 0.3 * torch.complex(torch.randn(16, 4, dtype=torch.float64), torch.randn(16, 4, dtype=torch.float64))
         block.mixer.filter_fn = ModalFilter(poles, residues, torch.randn(16), length=128)
     loaded = LoadedModel(module=lm, example_inputs=(torch.zeros(1, 8, dtype=torch.long),), name="distilled",

@@ -187,7 +187,8 @@ def test_modal_form_filters_get_modal_states(order: int, layout: str) -> None:
     channels = 8 * (order - 1)
     poles = torch.polar(0.5 + 0.45 * torch.rand(channels, 3, dtype=torch.float64),
                         torch.rand(channels, 3, dtype=torch.float64) * 3)
-    residues = torch.complex(torch.randn(channels, 3, dtype=torch.float64), torch.randn(channels, 3, dtype=torch.float64))
+    residues = torch.complex(torch.randn(channels, 3, dtype=torch.float64),
+                             torch.randn(channels, 3, dtype=torch.float64))
     operator.filter_fn = ModalFilter(poles, residues, torch.randn(channels), length=64)
     step = HyenaOperatorStep(operator, 48)
     kinds = [kind for kind, _, _ in step.state_shapes()]

@@ -96,7 +96,8 @@ class StripedHyenaStep(nn.Module):
             else:
                 step = ComplexModalConv(*modal_form(block.filter), block.filter.D)
                 hidden = block.filter.hidden_size
-                self.specs += [StateSpec("fir", "conv_state", layer, (3 * hidden, block.filter.short_filter_length - 1)),
+                taps = block.filter.short_filter_length
+                self.specs += [StateSpec("fir", "conv_state", layer, (3 * hidden, taps - 1)),
                                StateSpec("modal_complex", "recurrent_state", layer, (hidden, step.modes, 2))]
             steps.append(step)
         self.steps = nn.ModuleList(steps)

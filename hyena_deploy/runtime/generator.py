@@ -199,7 +199,8 @@ class Generator:
         if outside.size:
             raise HyenaDeployError(f"prompt token {int(outside[0])} is outside the vocabulary 0..{self.vocab_size - 1}")
         if prompt.size + max_new_tokens > self.max_context:
-            raise HyenaDeployError(f"prompt of {prompt.size} tokens + {max_new_tokens} new ones is past the max context "
+            raise HyenaDeployError(f"prompt of {prompt.size} tokens + {max_new_tokens} new ones is past the max "
+                                   "context "
                                    f"{self.max_context} (export with a larger --max-context)")
         return prompt
 

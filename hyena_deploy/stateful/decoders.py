@@ -22,7 +22,8 @@ Builder = Callable[[nn.Module, int], nn.Module]
 
 
 def _causal_lm(model: CausalLM, max_context: int) -> nn.Module:
-    mixers = [type(block.mixer).__name__ for block in model.backbone.layers if not isinstance(block.mixer, HyenaOperator)]
+    mixers = [type(block.mixer).__name__ for block in model.backbone.layers
+              if not isinstance(block.mixer, HyenaOperator)]
     if mixers:
         raise HyenaDeployError(f"no stateful form for mixer {mixers[0]} (Hyena operators only)")
     return CausalLMStep(model, max_context)

@@ -3,8 +3,9 @@
 The decode graph takes a chunk of token ids (B, T >= 1, both dynamic) and every state; with all-zero
 states it is the prefill, so no separate prefill graph is written. Verification is fail-closed:
 nothing is written unless step-by-step decoding after prompts of several lengths (1, 7, an odd one
-near a third of the context, prefilled in the Generator's chunks; batch 3 and 1) matches PyTorch's full forward on the same prefix, chunked prefill (chunks of 1, 7
-and 100) matches one-shot prefill, and greedy tokens match PyTorch's full-recompute greedy tokens.
+near a third of the context, prefilled in the Generator's chunks; batch 3 and 1) matches PyTorch's
+full forward on the same prefix, chunked prefill (chunks of 1, 7 and 100) matches one-shot prefill,
+and greedy tokens match PyTorch's full-recompute greedy tokens.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
     model = trace_decoder(decoder, loaded.vocab_size or 2, max_context, opset)
     metadata.write(model, {metadata.VERSION: tool_version(), metadata.MAX_SEQ_LEN: str(max_context),
                            metadata.DYNAMIC_SEQ: "true", metadata.DYNAMIC_BATCH: "true", metadata.PRECISION: "fp32",
-                           STATEFUL_KEY: "true", metadata.SOURCE_SHA256: loaded.source_sha256, metadata.SOURCE: loaded.name})
+                           STATEFUL_KEY: "true", metadata.SOURCE_SHA256: loaded.source_sha256,
+                           metadata.SOURCE: loaded.name})
     onnx_io.check(model)
     problems = check_compatibility(model, TENSORRT_10)
     notes = [f"TensorRT 10: {p.reason}" for p in problems]

@@ -1,4 +1,4 @@
-"""``genai_config.json`` for ONNX Runtime GenAI, written for models whose every layer is one FIR cache + one modal state.
+"""``genai_config.json`` for ONNX Runtime GenAI, for models whose every layer is one FIR cache + one modal state.
 
 ONNX Runtime GenAI (0.18) finds recurrent states by name (``past_key_values.%d.conv_state`` /
 ``.recurrent_state``, outputs ``present.%d.*``), zero-initialises them, runs the prompt in one call

@@ -157,7 +157,7 @@ def median_ms(fn, repeats: int) -> float:
 
 def recompute_baselines(loaded, context: int, threads: int, work: Path) -> dict:
     """ms per generated token when each token re-runs the whole sequence of ``context`` tokens."""
-    from hyena_deploy.pipeline import export_model
+    from hyena_deploy.jobs.export import export_model
     from hyena_deploy.runtime import OrtModel
 
     torch.set_num_threads(threads)

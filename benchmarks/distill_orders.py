@@ -53,7 +53,7 @@ def measure(source: str, max_order: int) -> dict:
         met = errors <= tol
         skip = skips(loaded.module, [f.module for f in fits])
         distilled = distilled_copy(loaded.module, [f.layer(skip[f.module]) for f in fits])
-        logits = logits_errors(loaded.module, distilled, check_cases(loaded, 0))
+        logits = logits_errors(loaded, distilled, check_cases(loaded, 0))
         row[f"{tol:g}"] = {"channels": int(orders.size), "channels_meeting_tol": int(met.sum()),
                            "order_median_of_those": float(np.median(orders[met])) if met.any() else None,
                            "order_max_of_those": int(orders[met].max()) if met.any() else None,

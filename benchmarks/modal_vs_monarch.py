@@ -95,7 +95,7 @@ def modal_lm_checkpoint(directory: Path, length: int, width: int, modes: int) ->
 def model_rows(args: argparse.Namespace) -> list[dict]:
     import tempfile
 
-    from hyena_deploy.pipeline import export_model
+    from hyena_deploy.jobs.export import export_model
     from hyena_deploy.runtime import session_options
 
     rows = []

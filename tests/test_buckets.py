@@ -10,8 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hyena_deploy import buckets, metadata, onnx_io
-from hyena_deploy.buckets import Bucket, BucketedModel, check_buckets, export_buckets, paths_for, pick_bucket
+from hyena_deploy import metadata, onnx_io
+from hyena_deploy.jobs import buckets
+from hyena_deploy.jobs.buckets import check_buckets, export_buckets, paths_for
+from hyena_deploy.runtime.buckets import Bucket, BucketedModel, pick_bucket
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.sources import load_source

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 
 STYLES = Path(__file__).with_name("models_styles.py")
 

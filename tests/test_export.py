@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hyena_deploy import metadata
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.sources import load_source
 from tests.helpers import assert_tensorrt_safe, op_counts
 

@@ -172,10 +172,8 @@ def test_byte_tokenizer(checkpoint):
 
 @pytest.mark.parametrize("lengths", [{"seq_len": 45}, {"max_seq_len": 160}])
 def test_export_monarch(checkpoint, tmp_path, lengths):
-    from hyena_deploy import pipeline
+    from hyena_deploy.jobs import export as pipeline
 
-    if not hasattr(pipeline, "export_model"):
-        pytest.skip("hyena_deploy.pipeline.export_model not available yet")
     loaded = load_directory(checkpoint)
     output = tmp_path / "model.onnx"
     result = pipeline.export_model(loaded, output, fftconv="monarch", **lengths)

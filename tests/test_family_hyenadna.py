@@ -18,7 +18,7 @@ import torch
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.registry import families
 from tests.test_family_safari import (assert_differs, assert_matches, expected_lm_keys, export_and_compare, forward,
-                                load_script, needs_pipeline, raw_state, ref_backbone)
+                                load_script, raw_state, ref_backbone)
 
 make = load_script("hyenadna")
 make_safari = load_script("safari")
@@ -177,7 +177,6 @@ def test_malicious_pickle_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@needs_pipeline
 def test_export_monarch(tmp_path: Path) -> None:
     make.write_hf(tmp_path / "lm")
     export_and_compare(tmp_path / "lm", tmp_path / "static.onnx", [41], seq_len=41)

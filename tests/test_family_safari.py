@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.registry import families, load_directory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,23 +150,13 @@ def random_ids(vocab: int, length: int, batch: int = 3) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- export helpers
 
-def _pipeline():
-    if importlib.util.find_spec("hyena_deploy.pipeline") is None:
-        return None
-    module = importlib.import_module("hyena_deploy.pipeline")
-    return module if hasattr(module, "export_model") else None
-
-
-needs_pipeline = pytest.mark.skipif(_pipeline() is None, reason="hyena_deploy.pipeline.export_model not available yet")
-
-
 def graph_ops(model: onnx.ModelProto) -> set[str]:
     return {n.op_type for n in model.graph.node} | {n.op_type for f in model.functions for n in f.node}
 
 
 def export_and_compare(directory: Path, output: Path, lengths: list[int], **export_args) -> onnx.ModelProto:
     """Export with the Monarch rewrite, then ONNX Runtime vs PyTorch at ``lengths``, batch 3, fresh inputs."""
-    _pipeline().export_model(str(directory), output, fftconv="monarch", **export_args)
+    export_model(str(directory), output, fftconv="monarch", **export_args)
     model = onnx.load(str(output))
     assert not graph_ops(model) & BANNED_OPS, graph_ops(model)
     loaded = load_directory(directory)
@@ -330,7 +321,6 @@ def test_bad_config_values(tmp_path: Path) -> None:
             FAMILY.load(tmp_path)
 
 
-@needs_pipeline
 def test_export_monarch_static_and_dynamic(tmp_path: Path) -> None:
     make.write_checkpoint(tmp_path / "lm", order=2)
     export_and_compare(tmp_path / "lm", tmp_path / "static.onnx", [37], seq_len=37)

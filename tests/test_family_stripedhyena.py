@@ -151,10 +151,8 @@ def test_byte_tokenizer_for_char_level_configs(checkpoints):
 
 @pytest.mark.parametrize("layout,lengths", [("hf", {"seq_len": 45}), ("yml", {"max_seq_len": 96})])
 def test_export_monarch(checkpoints, tmp_path, layout, lengths):
-    from hyena_deploy import pipeline
+    from hyena_deploy.jobs import export as pipeline
 
-    if not hasattr(pipeline, "export_model"):
-        pytest.skip("hyena_deploy.pipeline.export_model not available yet")
     loaded = load_directory(checkpoints[layout])
     output = tmp_path / "model.onnx"
     result = pipeline.export_model(loaded, output, fftconv="monarch", **lengths)

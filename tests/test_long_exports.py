@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 
 
 @pytest.mark.parametrize("length", [16384, 65536])

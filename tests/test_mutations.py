@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-import hyena_deploy.pipeline as pipeline
+import hyena_deploy.jobs.export as pipeline
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import consumers
 from hyena_deploy.sources import load_source

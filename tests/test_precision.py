@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.precision import LOW_TYPES, apply_precision, elem_types, for_onnxruntime
 from hyena_deploy.names import FFTCONV_PREFIX
 from hyena_deploy.runtime import OrtModel

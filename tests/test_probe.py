@@ -206,7 +206,7 @@ def test_a_float64_site_is_left_as_traced() -> None:
 
 def test_float32_rounding_is_not_an_anticausal_filter(tmp_path) -> None:
     """hyena-tiny's causal filters, measured through float32 casts at 512, stay causal (plugin takes them)."""
-    from hyena_deploy.pipeline import export_model
+    from hyena_deploy.jobs.export import export_model
 
     result = export_model("hyena-tiny", tmp_path / "m.onnx", fftconv="plugin", max_seq_len=512, verify=False)
     assert [(s.strategy, s.lead) for s in result.sites] == [("plugin", 0), ("plugin", 0)]

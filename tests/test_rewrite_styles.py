@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from hyena_deploy import pipeline
+from hyena_deploy.jobs import export as pipeline
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.sources import load_source
 from tests.helpers import assert_tensorrt_safe, op_counts
 from tests.models_styles import STATIC_STYLES

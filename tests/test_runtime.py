@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from hyena_deploy import onnx_io
-from hyena_deploy.buckets import export_buckets
+from hyena_deploy.jobs.buckets import export_buckets
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
-from hyena_deploy.runtime import BucketedModel, EngineModel, OrtModel
+from hyena_deploy.jobs.export import export_model
+from hyena_deploy.runtime import EngineModel, OrtModel
 from hyena_deploy.sources import load_source
 from tests.test_serve_toy import VOCAB, greedy_reference, weights, write_stateful_dir
 
@@ -100,12 +100,6 @@ def test_low_precision_and_plugin_graphs_load_from_a_path(tmp_path: Path) -> Non
         export_model("hyena-tiny", path, verify=False, **options)
         got = OrtModel(path).run([ids])[0]
         assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < bound, options
-
-
-def test_bucketed_model_is_importable_from_both_places() -> None:
-    from hyena_deploy import buckets
-
-    assert buckets.BucketedModel is BucketedModel
 
 
 def test_load_errors_are_one_line(tmp_path: Path) -> None:

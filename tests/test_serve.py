@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.runtime import OrtModel
 from hyena_deploy.runtime.layout import read_layout
 from hyena_deploy.serve import package_triton

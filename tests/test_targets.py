@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hyena_deploy import compat, targets
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.runners.reference_runner import ReferenceRunner
 
 
@@ -60,7 +60,7 @@ def test_a_new_target_is_one_entry_and_its_runner(reference_target, tmp_path):
     result = export_model("hyena-tiny", tmp_path / "x.onnx", fftconv="monarch", seq_len=24,
                           target="onnx-reference", verify=False)
     runner = targets.get("onnx-reference").make_runner(result.files[0])
-    from hyena_deploy.pipeline import check_parity
+    from hyena_deploy.jobs.export import check_parity
     from hyena_deploy.sources import load_source
     from hyena_deploy.verify import Tolerance
 

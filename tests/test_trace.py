@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.trace import check_runs_in_torch
 from tests.helpers import assert_tensorrt_safe
 

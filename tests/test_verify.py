@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.metadata import GraphInfo
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.names import FFTCONV_PREFIX
 from hyena_deploy.sources import load_source
 from hyena_deploy.verify import Tolerance, compare_output
@@ -63,7 +63,7 @@ def test_bisect_names_the_first_diverging_module_and_its_site(tiny, index):
 
 
 def test_export_failure_names_the_first_diverging_module(tiny, tmp_path, monkeypatch):
-    import hyena_deploy.pipeline as pipeline
+    import hyena_deploy.jobs.export as pipeline
 
     loaded, _ = tiny
     real = pipeline.run_passes

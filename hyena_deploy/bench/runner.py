@@ -19,7 +19,7 @@ import numpy as np
 from hyena_deploy import tool_version
 from hyena_deploy.bench.spec import Backend, format_length, parse_backends, parse_lengths
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import export_model
+from hyena_deploy.jobs.export import export_model
 from hyena_deploy.sources import load_source
 from hyena_deploy.verify.metrics import Tolerance, compare_output
 

@@ -15,14 +15,16 @@ from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import graph_input_names
 from hyena_deploy.lengths import probe_lengths
 from hyena_deploy.metadata import GraphInfo
-from hyena_deploy.pipeline import check_parity
+from hyena_deploy.jobs.export import check_parity
 from hyena_deploy.report import console, parity_table, write_json
 from hyena_deploy.runners import Runner
 from hyena_deploy.runners.trt_runner import TrtRunner
+from hyena_deploy.runtime.layout import is_stateful_dir
 from hyena_deploy.sources import load_source
+from hyena_deploy.stateful.export import check_directory
 from hyena_deploy.verify.bisect import bisect, first_divergence
 from hyena_deploy.verify.cases import Case
-from hyena_deploy.verify.metrics import default_tolerance
+from hyena_deploy.verify.metrics import Tolerance, default_tolerance
 
 
 def given_inputs(path: Path | None, model: onnx.ModelProto, max_len: int) -> list[Case]:
@@ -61,7 +63,7 @@ def given_inputs(path: Path | None, model: onnx.ModelProto, max_len: int) -> lis
 
 @click.command()
 @click.argument("source")
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path),
               help=".npz with one array per model input, named as the graph's inputs.")
 @click.option("--sequence", "sequences", multiple=True,
@@ -81,10 +83,14 @@ def given_inputs(path: Path | None, model: onnx.ModelProto, max_len: int) -> lis
 def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, ...], seq_lens: tuple[int, ...],
           atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, target_names: tuple[str, ...],
           engine: Path | None, plugin_libs: tuple[str, ...], run_bisect: bool, report: Path | None) -> None:
-    """Compare MODEL.onnx (on each --target) and optionally a TensorRT engine against SOURCE in PyTorch fp32.
+    """Compare MODEL.onnx (on each --target) and optionally a TensorRT engine against SOURCE in PyTorch fp32;
+    MODEL may also be an `export --stateful` directory (its decoder against full recompute).
 
     Exits 1 when any output of any backend fails.
     """
+    if is_stateful_dir(model):
+        _check_stateful(source, model, make_tolerance(atol, rtol, max_rel_l2, default_tolerance("fp32")), report)
+        return
     proto = onnx_io.load(model)
     info = GraphInfo.of(proto)
     tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(info.precision))
@@ -128,3 +134,17 @@ def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, .
         raise HyenaDeployError(f"FAILED: {failed} of {len(results)} output comparisons exceed tolerance"
                                + (f"; {first.summary()}" if first else ""))
     console.print(f"PASSED: {len(results)} output comparisons within tolerance")
+
+
+def _check_stateful(source: str, directory: Path, tolerance: Tolerance, report: Path | None) -> None:
+    with console.status("comparing the decoder with PyTorch full recompute"):
+        reports, _ = check_directory(source, directory, tolerance)
+    console.print(parity_table(reports, title="decode.onnx vs PyTorch fp32 full recompute"))
+    passed = all(r.passed for r in reports)
+    if report is not None:
+        write_json(report, {"model": str(directory), "source": source, "passed": passed,
+                            "tolerance": tolerance.as_dict(), "results": [r.as_dict() for r in reports]})
+    if not passed:
+        raise HyenaDeployError(f"FAILED: {sum(not r.passed for r in reports)} of {len(reports)} comparisons "
+                               "exceed tolerance")
+    console.print(f"PASSED: {len(reports)} comparisons within tolerance")

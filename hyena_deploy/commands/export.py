@@ -9,10 +9,10 @@ from rich.markup import escape
 
 from hyena_deploy import targets
 from hyena_deploy.bench.spec import parse_length
-from hyena_deploy.buckets import export_buckets, paths_for
+from hyena_deploy.jobs.buckets import export_buckets, paths_for
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.pipeline import ExportResult, export_model
+from hyena_deploy.jobs.export import ExportResult, export_model
 from hyena_deploy.report import console, parity_table
 from hyena_deploy.stateful.cli import run_stateful_export
 from hyena_deploy.strategies import CHOICES

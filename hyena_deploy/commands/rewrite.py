@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from hyena_deploy import targets
 from hyena_deploy.commands.options import make_tolerance, tolerance_options
-from hyena_deploy.graph_rewrite import rewrite_file
+from hyena_deploy.jobs.rewrite import rewrite_file
 from hyena_deploy.strategies import CHOICES
 from hyena_deploy.report import console, parity_table
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,10 @@ from hyena_deploy.distill.fit import ModalFit, fit_filters, hankel_singular_valu
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.models.hyena import HyenaFilter, HyenaOperator
+from hyena_deploy.runners.torch_runner import TorchRunner
+from hyena_deploy.verify.cases import Case, random_cases
+from hyena_deploy.verify.comparator import compare
+from hyena_deploy.verify.metrics import Tolerance
 
 CHECK_BATCH = 2
 FLOAT_BYTES = 4
@@ -96,31 +100,19 @@ def fit_layers(model: nn.Module, options: FitOptions, advance: Callable[[str], N
     return layers
 
 
-def _outputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
-    with torch.no_grad():
-        out = module(*inputs)
-    parts = out if isinstance(out, (tuple, list)) else (out,)
-    return np.concatenate([p.double().reshape(-1).numpy() for p in parts if isinstance(p, torch.Tensor)])
-
-
-def check_cases(loaded: LoadedModel, seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+def check_cases(loaded: LoadedModel, seed: int) -> list[Case]:
     """The example inputs and fresh random ones at the longest checked length and an odd shorter one."""
-    rng = np.random.default_rng(seed)
     length = loaded.max_seq_len or loaded.example_inputs[0].shape[1]
-    cases = [("example", loaded.example_inputs)]
-    for n in sorted({length, max(1, length // 2 + 1) | 1}):
-        cases.append((f"random b{CHECK_BATCH} L{n}", loaded.make_inputs(CHECK_BATCH, n, rng)))
-    return cases
+    make = lambda b, n, rng: [x.numpy() for x in loaded.make_inputs(b, n, rng)]  # noqa: E731
+    example = Case("example", [x.detach().cpu().numpy() for x in loaded.example_inputs])
+    return [example, *random_cases(make, sorted({length, max(1, length // 2 + 1) | 1}), CHECK_BATCH,
+                                   np.random.default_rng(seed))]
 
 
-def logits_errors(original: nn.Module, distilled: nn.Module,
-                  cases: list[tuple[str, tuple[torch.Tensor, ...]]]) -> dict[str, float]:
-    """Relative L2 of the distilled model's outputs against the original's, per input case."""
-    errors = {}
-    for name, inputs in cases:
-        want, got = _outputs(original, inputs), _outputs(distilled, inputs)
-        errors[name] = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
-    return errors
+def logits_errors(loaded: LoadedModel, distilled: nn.Module, cases: list[Case]) -> dict[str, float]:
+    """Relative L2 of the distilled model's outputs against the original's, per input case (worst output)."""
+    reports = compare(TorchRunner(loaded), TorchRunner(replace(loaded, module=distilled)), cases, Tolerance())
+    return {case.label: max(r.rel_l2 for r in reports if r.case == case.label) for case in cases}
 
 
 def distilled_copy(module: nn.Module, layers: list[DistilledLayer]) -> nn.Module:
@@ -133,11 +125,10 @@ def state_bytes(layer: LayerFit, layer_modes: int) -> dict[str, int]:
     return {"history": channels * (length - 1) * FLOAT_BYTES, "modal": channels * layer_modes * 2 * FLOAT_BYTES}
 
 
-def worst_layer(loaded: LoadedModel, distilled: list[DistilledLayer],
-                cases: list[tuple[str, tuple[torch.Tensor, ...]]]) -> tuple[str, float]:
+def worst_layer(loaded: LoadedModel, distilled: list[DistilledLayer], cases: list[Case]) -> tuple[str, float]:
     """The layer whose distillation alone costs the most logits error (on the longest random case)."""
     case = [cases[-1]]
-    alone = {layer.module: max(logits_errors(loaded.module, distilled_copy(loaded.module, [layer]), case).values())
+    alone = {layer.module: max(logits_errors(loaded, distilled_copy(loaded.module, [layer]), case).values())
              for layer in distilled}
     name = max(alone, key=alone.get)
     return name, alone[name]
@@ -166,7 +157,7 @@ def distill(loaded: LoadedModel, options: FitOptions, max_logits_err: float, see
     skip = skips(loaded.module, [f.module for f in fits])
     layers = [f.layer(skip[f.module]) for f in fits]
     cases = check_cases(loaded, seed)
-    errors = logits_errors(loaded.module, distilled_copy(loaded.module, layers), cases)
+    errors = logits_errors(loaded, distilled_copy(loaded.module, layers), cases)
     worst_case = max(errors, key=errors.get)
     if not errors[worst_case] <= max_logits_err:
         name, alone = worst_layer(loaded, layers, cases)

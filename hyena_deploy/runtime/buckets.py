@@ -1,6 +1,6 @@
 """Running a bucketed export: the manifest ``OUT.buckets.json`` and the runner that picks a graph per length.
 
-The export side (writing the graphs and the manifest) is :mod:`hyena_deploy.buckets`; this side
+The export side (writing the graphs and the manifest) is :mod:`hyena_deploy.jobs.buckets`; this side
 needs only numpy and onnxruntime.
 """
 

@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,8 @@ from hyena_deploy.stateful.layout import DECODE_FILE, INPUT_IDS, LAYOUT_FILE, LO
 from hyena_deploy.stateful.tokenizers import describe_tokenizer
 from hyena_deploy.trace import IR_VERSION
 from hyena_deploy.verify import OutputReport, Tolerance, compare_output
+from hyena_deploy.verify.cases import fresh_rng
+from hyena_deploy.verify.comparator import require_parity
 
 Progress = Callable[[str], None]
 PREFILL_CHUNKS = (1, 7, 100)
@@ -89,10 +90,7 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
         progress("verifying decode against PyTorch full recompute")
         generator = Generator.from_session(layout, open_session(model.SerializeToString()))
         reports, greedy = verify_decoder(loaded, generator, tolerance)
-        failed = [r for r in reports if not r.passed]
-        if failed:
-            worst = max(failed, key=lambda r: r.rel_l2)
-            raise HyenaDeployError(f"stateful parity failed: {worst.summary()} (nothing written)")
+        require_parity(reports, "stateful parity failed")
     directory.mkdir(exist_ok=True)
     files = onnx_io.save(model, directory / DECODE_FILE)
     genai = genai_config(decoder.specs, layout["vocab_size"], max_context, layout["special_tokens"])
@@ -174,7 +172,7 @@ def trace_decoder(decoder: torch.nn.Module, vocab: int, max_context: int, opset:
 def verify_decoder(loaded: LoadedModel, generator: Generator, tolerance: Tolerance,
                    greedy_tokens: int = GREEDY_TOKENS) -> tuple[list[OutputReport], int]:
     """Decode vs PyTorch full recompute (see the module docstring); returns the reports and greedy tokens checked."""
-    rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
+    rng = fresh_rng()
     limit = generator.max_context
     steps = min(DECODE_STEPS, limit - 1)
     prompts = sorted({1, min(7, limit - steps), max(1, min(limit - steps, (limit // 3) | 1))})

@@ -1,4 +1,4 @@
-"""Length buckets: one dynamic-length graph per maximum length, a manifest, and a runner that picks.
+"""Length buckets, the export side: one dynamic-length graph per maximum length, then the manifest.
 
 A graph right-pads every input to its maximum inside the graph, so a short input in a long graph
 pays for the long one. ``export --buckets 1024,4096,16384`` writes ``OUT.b1024.onnx``, ... (each
@@ -13,13 +13,10 @@ from pathlib import Path
 
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.files import write_atomic
+from hyena_deploy.jobs.export import ExportResult, Progress, export_model
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.pipeline import ExportResult, Progress, export_model
-from hyena_deploy.runtime.buckets import FORMAT, VERSION, Bucket, BucketedModel, pick_bucket, read_manifest
+from hyena_deploy.runtime.buckets import FORMAT, VERSION
 from hyena_deploy.sources import load_source
-
-__all__ = ["FORMAT", "VERSION", "Bucket", "BucketedModel", "check_buckets", "export_buckets", "paths_for",
-           "pick_bucket", "read_manifest"]
 
 
 def paths_for(output: Path, buckets: list[int]) -> tuple[Path, list[Path]]:

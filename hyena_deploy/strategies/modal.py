@@ -201,7 +201,7 @@ def build(nb: NodeBuilder, signal: str, output: str, h: np.ndarray) -> None:
     plan = fit_modal(h)
     t = chunk_size(plan.length, plan.modes)
     group = min(GROUP, ceil(plan.length / t))
-    slots, n = ceil(ceil(plan.length / t) / group) * group, plan.modes
+    slots = ceil(ceil(plan.length / t) / group) * group
     k = _constants(plan, t)
     flat = flatten_channels(nb, signal, h)
     c = nb.const

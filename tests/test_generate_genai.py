@@ -97,6 +97,8 @@ def test_distilled_lm_gets_modal_states_that_genai_runs(tmp_path: Path) -> None:
                          source_sha256="test", max_seq_len=128, vocab_size=16, output_names=["logits"])
     result = export_stateful(loaded, tmp_path / "out", max_context=64)
     assert [s["kind"] for s in result.layout["states"]] == ["fir", "modal_complex"] * 2
-    prompt = np.random.default_rng().integers(0, 16, (1, 5))
+    # a fixed prompt: this random-weight model's logits are near-tied for some prompts, where two runtimes'
+    # argmax may differ by rounding alone
+    prompt = np.random.default_rng(7).integers(0, 16, (1, 5))
     tokens = _genai_greedy(tmp_path / "out", prompt, 30)
     assert tokens == Generator(tmp_path / "out").generate(prompt, 30)[0].tolist()

@@ -108,11 +108,11 @@ def check(source: str, model: Path, inputs: Path | None, sequences: tuple[str, .
     runners: list[Runner] = [targets.get(name).make_runner(proto) for name in target_names or ("onnxruntime",)]
     if engine is not None:
         runners.append(TrtRunner(engine, proto, plugin_libs or None))
-    fits = (lambda x: x.shape[1] <= max_len) if info.dynamic_seq_len else (lambda x: x.shape[1] == max_len)
     results = []
     for runner in runners:
         with console.status(f"comparing PyTorch and {runner.name}"):
-            reports = check_parity(loaded, runner, lengths, batch, tolerance, given, example_fits=fits)
+            reports = check_parity(loaded, runner, lengths, batch, tolerance, given, max_len=max_len,
+                                   dynamic=bool(info.dynamic_seq_len))
         console.print(parity_table(reports, title=f"{runner.name} vs PyTorch fp32"))
         results += [replace(r, case=f"{runner.name} {r.case}") for r in reports]
     layers = []

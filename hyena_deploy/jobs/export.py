@@ -108,10 +108,8 @@ def export_model(source: str | LoadedModel, output: Path, *, fftconv: str = "aut
     reports: list[OutputReport] = []
     if verify:
         progress("verifying against PyTorch")
-        max_len = lengths.length
-        cases = {c.label: c for c in parity_cases(
-            loaded, _verify_lengths(lengths), batch,
-            example_fits=lambda x: x.shape[1] <= max_len if lengths.dynamic else x.shape[1] == max_len)}
+        cases = {c.label: c for c in parity_cases(loaded, _verify_lengths(lengths), batch,
+                                                  max_len=lengths.length, dynamic=lengths.dynamic)}
         reports = compare(TorchRunner(loaded), OrtRunner(model), cases.values(), tolerance)
         if not_causal is not None and not all(r.passed for r in reports):
             raise HyenaDeployError(f"{not_causal} (zeroing the padding before its two-sided FFT convolutions "
@@ -138,20 +136,26 @@ def _verify_lengths(lengths: Lengths) -> list[int]:
     return probe_lengths(lengths.length) if lengths.dynamic else [lengths.length]
 
 
-def parity_cases(loaded: LoadedModel, lengths: list[int], batch: int | None, given: list[Case] = (),
-                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[Case]:
-    """Fresh random inputs at each length (batch 3 and 1), the model's own example inputs (where they fit the
-    graph's lengths and batch) and ``given`` cases."""
+def parity_cases(loaded: LoadedModel, lengths: list[int], batch: int | None, given: list[Case] = (), *,
+                 max_len: int | None = None, dynamic: bool = True) -> list[Case]:
+    """Fresh random inputs at each length (batch 3 and 1), the model's own example inputs where they fit the graph
+    (its batch, and lengths up to ``max_len``, or exactly ``max_len`` for a static graph) and ``given`` cases."""
     make = lambda b, n, rng: [x.numpy() for x in loaded.make_inputs(b, n, rng)]  # noqa: E731
     cases = random_cases(make, lengths, batch, fresh_rng())
     example = [x.detach().cpu().numpy() for x in loaded.example_inputs]
-    if all(example_fits(x) and (batch is None or x.shape[0] == batch) for x in example):
+
+    def fits(x: np.ndarray) -> bool:
+        length_ok = max_len is None or (x.shape[1] <= max_len if dynamic else x.shape[1] == max_len)
+        return length_ok and (batch is None or x.shape[0] == batch)
+
+    if all(fits(x) for x in example):
         cases.append(Case("example inputs", example))
     return [*cases, *given]
 
 
 def check_parity(loaded: LoadedModel, candidate: Runner, lengths: list[int], batch: int | None,
-                 tolerance: Tolerance, given: list[Case] = (),
-                 example_fits: Callable[[np.ndarray], bool] = lambda x: True) -> list[OutputReport]:
+                 tolerance: Tolerance, given: list[Case] = (), *, max_len: int | None = None,
+                 dynamic: bool = True) -> list[OutputReport]:
     """PyTorch vs ``candidate`` on :func:`parity_cases`."""
-    return compare(TorchRunner(loaded), candidate, parity_cases(loaded, lengths, batch, given, example_fits), tolerance)
+    cases = parity_cases(loaded, lengths, batch, given, max_len=max_len, dynamic=dynamic)
+    return compare(TorchRunner(loaded), candidate, cases, tolerance)

@@ -37,7 +37,9 @@ class RewrittenSite:
 
 
 @dataclass(frozen=True)
-class _Measured:
+class MeasuredSite:
+    """A site with the boundary the probe kept and the filter measured across it."""
+
     site: FFTConvSite
     boundary: Boundary
     filter: Filter
@@ -65,7 +67,7 @@ def static_length(model: onnx.ModelProto) -> int | None:
 
 
 def _measure_site(model: onnx.ModelProto, site: FFTConvSite, shapes: dict[str, tuple[int, ...]],
-                  feeds: dict[str, np.ndarray], length: int, seed: int) -> _Measured:
+                  feeds: dict[str, np.ndarray], length: int, seed: int) -> MeasuredSite:
     """The widest boundary of ``site`` whose region is a fixed convolution, or the first reason none is.
 
     ``shapes`` holds the float32 candidates only: an integer signal is taken after its cast.
@@ -78,7 +80,7 @@ def _measure_site(model: onnx.ModelProto, site: FFTConvSite, shapes: dict[str, t
                 continue
             boundary = Boundary(signal, output)
             try:
-                return _Measured(site, boundary, measure(model, site, boundary, shapes, feeds, dynamic_batch,
+                return MeasuredSite(site, boundary, measure(model, site, boundary, shapes, feeds, dynamic_batch,
                                                          length, seed))
             except NotAConvolution as exc:
                 if "no axis of the output" in str(exc):
@@ -88,7 +90,7 @@ def _measure_site(model: onnx.ModelProto, site: FFTConvSite, shapes: dict[str, t
     raise failure or shape_failure or NotAConvolution("its signal and output are not float32 tensors")
 
 
-def _remeasure(model: onnx.ModelProto, found: _Measured, length: int, seed: int) -> Filter:
+def _remeasure(model: onnx.ModelProto, found: MeasuredSite, length: int, seed: int) -> Filter:
     """The same boundary and axes at another length (graphs with a dynamic length)."""
     feeds = dummy_feeds(model, length)
     shapes = float_shapes(model, [found.boundary.signal, found.boundary.output], feeds)
@@ -109,50 +111,63 @@ def _skip(site: FFTConvSite, reason: str) -> SkippedSite:
     return SkippedSite(site.inverse_dft, site.module, reason)
 
 
+def measure_sites(model: onnx.ModelProto, max_seq_len: int | None = None,
+                  seed: int = 0) -> tuple[list[MeasuredSite], list[SkippedSite]]:
+    """Every FFT convolution of ``model`` measured as an operator, and the sites that are not one (with why).
+
+    Static graphs are measured at their own length. Graphs with a dynamic axis 1 need
+    ``max_seq_len``: filters are measured there and at a short odd length, and the short one must
+    equal the same lags of the long one (right-padding inside a strategy is then exact).
+    ``model`` must carry no ``value_info`` (the exporter's is wrong around IRFFT).
+    """
+    sites, skipped = find_sites(model)
+    if not sites:
+        return [], skipped
+    dynamic = is_length_dynamic(model)
+    length = max_seq_len if dynamic else static_length(model)
+    if length is None:
+        raise HyenaDeployError("the graph's sequence length is dynamic: give the maximum length (--max-seq-len)")
+    feeds = dummy_feeds(model, length)
+    shapes = float_shapes(model, sorted({n for s in sites for n in (*s.signals, *s.outputs)}), feeds)
+    measured: list[MeasuredSite] = []
+    for index, site in enumerate(sites):
+        try:
+            measured.append(_measure_site(model, site, shapes, feeds, length, seed + index))
+        except NotAConvolution as exc:
+            skipped.append(_skip(site, str(exc)))
+    if not dynamic:
+        return measured, skipped
+    short = min(length, 17 if length > 17 else max(1, length // 2 + 1))
+    kept = []
+    for found in measured:
+        try:
+            err = _prefix_error(_remeasure(model, found, short, seed), found.filter)
+        except NotAConvolution as exc:
+            skipped.append(_skip(found.site, f"at length {short}: {exc}"))
+            continue
+        if not err <= PREFIX_TOLERANCE:
+            skipped.append(_skip(found.site, (
+                f"its filter at length {short} is not the filter at the maximum length {length} cut to "
+                f"those lags (error {err:.1e}), so one rewrite cannot serve every length; "
+                "export a static length instead")))
+            continue
+        kept.append(found)
+    return kept, skipped
+
+
 def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_len: int | None = None,
                      seed: int = 0) -> tuple[onnx.ModelProto, list[RewrittenSite], list[SkippedSite]]:
     """A copy of ``model`` with each FFT convolution replaced by the strategy ``choose(h)`` names.
 
-    Returns the new model, the rewritten sites and the sites left exactly as traced (with the reason).
-    Static graphs are measured at their own length. Graphs with a dynamic axis 1 need
-    ``max_seq_len``: filters are measured there and at a short odd length, and the short one must
-    equal the same lags of the long one (right-padding inside the strategy is then exact).
+    Returns the new model, the rewritten sites and the sites left exactly as traced (with the reason);
+    sites are measured by :func:`measure_sites` (``max_seq_len`` is for graphs with a dynamic length).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.value_info[:]
-    sites, skipped = find_sites(out)
-    if not sites:
-        return out, [], skipped
-    dynamic = is_length_dynamic(out)
-    length = max_seq_len if dynamic else static_length(out)
-    if length is None:
-        raise HyenaDeployError("the graph's sequence length is dynamic: give the maximum length (--max-seq-len)")
-    feeds = dummy_feeds(out, length)
-    shapes = float_shapes(out, sorted({n for s in sites for n in (*s.signals, *s.outputs)}), feeds)
-    measured: list[_Measured] = []
-    for index, site in enumerate(sites):
-        try:
-            measured.append(_measure_site(out, site, shapes, feeds, length, seed + index))
-        except NotAConvolution as exc:
-            skipped.append(_skip(site, str(exc)))
-    if dynamic:
-        short = min(length, 17 if length > 17 else max(1, length // 2 + 1))
-        kept = []
-        for found in measured:
-            try:
-                err = _prefix_error(_remeasure(out, found, short, seed), found.filter)
-            except NotAConvolution as exc:
-                skipped.append(_skip(found.site, f"at length {short}: {exc}"))
-                continue
-            if not err <= PREFIX_TOLERANCE:
-                skipped.append(_skip(found.site, (
-                    f"its filter at length {short} is not the filter at the maximum length {length} cut to "
-                    f"those lags (error {err:.1e}), so one rewrite cannot serve every length; "
-                    "export a static length instead")))
-                continue
-            kept.append(found)
-        measured = kept
+    measured, skipped = measure_sites(out, max_seq_len, seed)
+    if not measured:
+        return out, [], skipped  # nothing to replace: the graph stays exactly as traced
     done = []
     made_by = producers(out.graph)
     replaced: set[str] = set()

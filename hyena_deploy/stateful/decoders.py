@@ -1,6 +1,7 @@
 """The decode module of each family: token ids (B, T) and states -> logits (B, T, V) and new states.
 
-A decode module has ``specs`` (its :class:`~hyena_deploy.stateful.layout.StateSpec` list) and
+Models of no known family get theirs from the traced graph instead
+(:mod:`hyena_deploy.stateful.traced`). A decode module has ``specs`` (its :class:`~hyena_deploy.stateful.layout.StateSpec` list) and
 ``forward(input_ids, *states) -> (logits, *new_states)`` in that order. Each family's step math lives
 next to its full-sequence model in :mod:`hyena_deploy.models`; this module only picks it.
 """
@@ -46,12 +47,14 @@ def _is_striped_hyena(model: nn.Module) -> bool:
     return type(inner).__name__ == "StripedHyena" and type(inner).__module__.startswith("stripedhyena")
 
 
-def build_decoder(model: nn.Module, max_context: int) -> tuple[str, nn.Module]:
-    """(family name, decode module) for a loaded model, or a one-line error naming what has no stateful form."""
+def family_decoder(model: nn.Module, max_context: int) -> tuple[str, nn.Module] | None:
+    """(family name, decode module) for a model of a known family, None for any other model.
+
+    A known family's model with no stateful form (a mixer without step math) is a one-line error.
+    """
     for kind, (family, builder) in BUILDERS.items():
         if type(model) is kind:
             return family, builder(model, max_context).eval()
     if _is_striped_hyena(model):
         return "stripedhyena", _striped_hyena(model, max_context).eval()
-    known = ", ".join(sorted([family for family, _ in BUILDERS.values()] + ["stripedhyena"]))
-    raise HyenaDeployError(f"no stateful (streaming) form for {type(model).__name__} models (supported: {known})")
+    return None

@@ -32,10 +32,11 @@ from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.runtime.generator import Generator
 from hyena_deploy.runtime.sessions import hyena_metadata, open_session
 from hyena_deploy.sources import load_source
-from hyena_deploy.stateful.decoders import build_decoder
+from hyena_deploy.stateful.decoders import family_decoder
 from hyena_deploy.stateful.genai import GENAI_FILE, genai_config
 from hyena_deploy.stateful.layout import DECODE_FILE, INPUT_IDS, LAYOUT_FILE, LOGITS, layout_json
 from hyena_deploy.stateful.tokenizers import describe_tokenizer
+from hyena_deploy.stateful.traced import traced_stateful
 from hyena_deploy.trace import IR_VERSION
 from hyena_deploy.verify import OutputReport, Tolerance, compare_output
 from hyena_deploy.verify.cases import fresh_rng
@@ -70,19 +71,28 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
         raise HyenaDeployError(f"{directory}: exists and is not a directory")
     if not directory.parent.is_dir():
         raise HyenaDeployError(f"{directory.parent}: output directory does not exist")
-    family, decoder = build_decoder(loaded.module, max_context)
-    progress("tracing the decode graph with torch.onnx (dynamo)")
-    model = trace_decoder(decoder, loaded.vocab_size or 2, max_context, opset)
+    notes: list[str] = []
+    form = family_decoder(loaded.module, max_context)
+    if form is None:  # no family step math: derive the decode graph from the traced full-sequence graph
+        family = "traced"
+        traced = traced_stateful(loaded, max_context, opset, progress)
+        model, specs, width, notes = traced.model, traced.specs, traced.vocab_size, traced.notes
+    else:
+        family, decoder = form
+        progress("tracing the decode graph with torch.onnx (dynamo)")
+        model = trace_decoder(decoder, loaded.vocab_size or 2, max_context, opset)
+        specs, width = decoder.specs, _logits_width(decoder)
     metadata.write(model, {metadata.VERSION: tool_version(), metadata.MAX_SEQ_LEN: str(max_context),
                            metadata.DYNAMIC_SEQ: "true", metadata.DYNAMIC_BATCH: "true", metadata.PRECISION: "fp32",
                            STATEFUL_KEY: "true", metadata.SOURCE_SHA256: loaded.source_sha256,
                            metadata.SOURCE: loaded.name})
     onnx_io.check(model)
     problems = check_compatibility(model, TENSORRT_10)
-    notes = [f"TensorRT 10: {p.reason}" for p in problems]
+    notes += [f"TensorRT 10: {p.reason}" for p in problems]
     if verdict(problems):
         notes.append("decode graph passes the tensorrt-10 rules (no complex tensor, no Loop/If/Scan)")
-    layout = layout_json(family=family, source=loaded.name, specs=decoder.specs, vocab_size=_vocab(loaded, decoder),
+    vocab = width if loaded.vocab_size is None else max(width, loaded.vocab_size)
+    layout = layout_json(family=family, source=loaded.name, specs=specs, vocab_size=vocab,
                          max_context=max_context, special_tokens={}, tokenizer=describe_tokenizer(loaded.tokenizer))
     reports: list[OutputReport] = []
     greedy = 0
@@ -93,7 +103,7 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
         require_parity(reports, "stateful parity failed")
     directory.mkdir(exist_ok=True)
     files = onnx_io.save(model, directory / DECODE_FILE)
-    genai = genai_config(decoder.specs, layout["vocab_size"], max_context, layout["special_tokens"])
+    genai = genai_config(specs, layout["vocab_size"], max_context, layout["special_tokens"])
     if genai is not None:
         write_atomic(directory / GENAI_FILE, _json_bytes(genai))
         files.append(directory / GENAI_FILE)
@@ -114,7 +124,7 @@ def check_directory(source: str | LoadedModel, directory: Path, tolerance: Toler
     generator = Generator(directory)
     exported_from = hyena_metadata(generator.session).get("source_sha256")
     if exported_from != loaded.source_sha256:
-        raise HyenaDeployError(f"{directory} was exported from {generator.layout.get('source')!r}, not from these "
+        raise HyenaDeployError(f"{directory} was exported from {generator.layout.source!r}, not from these "
                                f"weights ({loaded.name}): their digests differ")
     return verify_decoder(loaded, generator, tolerance or Tolerance())
 
@@ -132,10 +142,9 @@ def _resolve_max_context(loaded: LoadedModel, max_context: int | None) -> int:
     return max_context
 
 
-def _vocab(loaded: LoadedModel, decoder: torch.nn.Module) -> int:
+def _logits_width(decoder: torch.nn.Module) -> int:
     with torch.no_grad():
-        logits = decoder(torch.zeros(1, 1, dtype=torch.long), *_zero_states(decoder, 1))[0]
-    return int(logits.shape[-1]) if loaded.vocab_size is None else max(int(logits.shape[-1]), loaded.vocab_size)
+        return int(decoder(torch.zeros(1, 1, dtype=torch.long), *_zero_states(decoder, 1))[0].shape[-1])
 
 
 def _zero_states(decoder: torch.nn.Module, batch: int) -> list[torch.Tensor]:

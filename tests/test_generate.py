@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.runtime.generator import Generator
+from hyena_deploy.runtime.layout import Tokenizer, read_layout
 from hyena_deploy.sources import load_source
 from hyena_deploy.stateful.export import check_directory, export_stateful
 from hyena_deploy.compat import TENSORRT_10, check_compatibility, verdict
@@ -146,6 +147,45 @@ def test_generator_errors(tiny: Path, tmp_path: Path) -> None:
         Generator(tmp_path)
 
 
+class NaNFrom:
+    """A decode session whose logits are NaN from its ``call``-th run on (what an overflowing graph returns)."""
+
+    def __init__(self, session, call: int) -> None:
+        self.session, self.call, self.calls = session, call, 0
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def run(self, outputs, feed):
+        self.calls += 1
+        logits, *states = self.session.run(outputs, feed)
+        return [np.full_like(logits, np.nan) if self.calls >= self.call else logits, *states]
+
+
+def test_nan_logits_stop_generation_naming_the_token(tiny: Path) -> None:
+    """NaN logits are a one-line error naming the token, not argmax's silent token 0."""
+    session = Generator(tiny).session
+    for call, needle in ((1, "generated token 1: the logits of row 0 are NaN or +Inf (from the prefill's last "
+                               "position)"),
+                         (3, "generated token 3: the logits of row 0 are NaN or +Inf (from decode step 2)")):
+        generator = Generator.from_session(read_layout(tiny), NaNFrom(session, call))
+        with pytest.raises(HyenaDeployError) as info:
+            generator.generate(np.array([[1, 2, 3]]), 8)
+        assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_from_session_types_the_layout_dict(tiny: Path) -> None:
+    """The exporter's entry point: the ``hyena_deploy.json`` dict is typed and checked like the file."""
+    document = json.loads((tiny / "hyena_deploy.json").read_text())
+    session = Generator(tiny).session
+    generator = Generator.from_session(document, session)
+    assert generator.layout.states == read_layout(tiny).states and generator.max_context == CONTEXT
+    prompt = np.array([[3, 1, 4, 1, 5]])
+    assert np.array_equal(generator.generate(prompt, 6), Generator(tiny).generate(prompt, 6))
+    with pytest.raises(HyenaDeployError, match="stateful layout: malformed layout .*tokenizer type 'words'"):
+        Generator.from_session({**document, "tokenizer": {"type": "words"}}, session)
+
+
 def test_generate_cli_json_and_errors(tiny: Path, tmp_path: Path) -> None:
     batch = tmp_path / "prompts.txt"
     batch.write_text("ids:1,2,3\nids:4,5,6,7,8\n")
@@ -163,6 +203,12 @@ def test_generate_cli_json_and_errors(tiny: Path, tmp_path: Path) -> None:
     assert_one_line_error(run("generate", tiny, "--prompt-ids", "1", "--max-new-tokens", CONTEXT), "max context")
     assert_one_line_error(run("generate", tmp_path / "nothing", "--prompt-ids", "1"), "not a directory")
     assert_one_line_error(run("generate", tiny), "exactly one of")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "decode.onnx").write_bytes((tiny / "decode.onnx").read_bytes())
+    document = json.loads((tiny / "hyena_deploy.json").read_text())
+    (broken / "hyena_deploy.json").write_text(json.dumps({**document, "special_tokens": {"eos": 99}}))
+    assert_one_line_error(run("generate", broken, "--prompt-ids", "1"), "special token eos must be a token id")
 
 
 def test_export_cli_stateful_and_its_errors(tmp_path: Path) -> None:
@@ -215,9 +261,9 @@ def test_family_samples_export_and_generate(family: str, make, kinds: set[str], 
     for row, alone in zip(together, prompts):
         assert np.array_equal(row, torch_greedy(module, alone[None], 8)[0])
     if family in ("evo2", "stripedhyena"):  # vortex CharLevelTokenizer: UTF-8 bytes
-        assert generator.layout["tokenizer"] == {"type": "bytes"}
+        assert generator.layout.tokenizer == Tokenizer("bytes")
         assert generator.encode("ACé").tolist() == [65, 67, 195, 169] and generator.decode([65, 67]) == "AC"
     if family == "hyenadna":
-        assert generator.layout["tokenizer"]["type"] == "characters"
+        assert generator.layout.tokenizer.kind == "characters"
         assert generator.encode("ACgt").tolist() == [0, 7, 8, 9, 10]
         assert generator.decode([7, 8, 9, 10, 11]) == "ACGTN"

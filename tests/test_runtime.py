@@ -1,7 +1,8 @@
-"""The runtime package: torch- and onnx-free for plain graphs, lazy heavy paths, one-line load errors."""
+"""The runtime package: torch- and onnx-free for plain graphs, lazy heavy paths, one-line load errors, typed layouts."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -16,8 +17,9 @@ from hyena_deploy.jobs.buckets import export_buckets
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.jobs.export import export_model
 from hyena_deploy.runtime import EngineModel, OrtModel
+from hyena_deploy.runtime.layout import Tokenizer, read_layout
 from hyena_deploy.sources import load_source
-from tests.test_serve_toy import VOCAB, greedy_reference, weights, write_stateful_dir
+from tests.test_serve_toy import VOCAB, greedy_reference, layout, weights, write_stateful_dir
 
 # Everything an application install (numpy + onnxruntime + hyena-deploy --no-deps) lacks.
 HEAVY = ("torch", "onnx", "onnxscript", "onnx_ir", "onnxsim", "onnxruntime_extensions", "ml_dtypes", "safetensors",
@@ -120,3 +122,40 @@ def test_engine_model_without_tensorrt_says_how_to_install(tmp_path: Path) -> No
             EngineModel(tmp_path / "model.engine")
     else:
         pytest.skip("TensorRT is installed here: the engine path is covered by the TensorRT tests")
+
+
+CHARACTERS = {"type": "characters", "prefix": [0], "unknown": 5, "table": {"A": 1, "C": 2}}
+
+
+def test_layout_carries_typed_tokenizer_and_special_tokens(tmp_path: Path) -> None:
+    directory = write_stateful_dir(tmp_path / "toy", weights(1))
+    plain = read_layout(directory)
+    assert plain.tokenizer is None and plain.special_tokens == {"bos": None, "eos": None, "pad": None}
+    (directory / "hyena_deploy.json").write_text(json.dumps({**layout(), "tokenizer": CHARACTERS,
+                                                             "special_tokens": {"bos": 0, "eos": 3, "pad": None}}))
+    typed = read_layout(directory)
+    assert typed.tokenizer == Tokenizer("characters", prefix=(0,), table={"A": 1, "C": 2}, unknown=5)
+    assert typed.special_tokens == {"bos": 0, "eos": 3, "pad": None}
+    (directory / "hyena_deploy.json").write_text(json.dumps({**layout(), "tokenizer": {"type": "bytes"}}))
+    assert read_layout(directory).tokenizer == Tokenizer("bytes")
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"tokenizer": {"type": "words"}}, "tokenizer type 'words'"),
+    ({"tokenizer": "bytes"}, "tokenizer must be an object or null"),
+    ({"tokenizer": {**CHARACTERS, "table": {"A": VOCAB}}}, "tokenizer id of 'A' must be a token id in 0..10"),
+    ({"tokenizer": {**CHARACTERS, "table": {"AB": 1}}}, "single characters"),
+    ({"tokenizer": {**CHARACTERS, "prefix": ["x"]}}, "tokenizer prefix id must be a token id"),
+    ({"tokenizer": {"type": "characters", "table": {"A": 1}}}, "KeyError: 'prefix'"),
+    ({"special_tokens": {"eos": -1}}, "special token eos must be a token id in 0..10, got -1"),
+    ({"special_tokens": {"pad": True}}, "special token pad must be a token id"),
+    ({"special_tokens": [1]}, "special_tokens must be an object"),
+    ({"vocab_size": "11"}, "vocab_size must be a positive integer, got '11'"),
+    ({"max_context": 0}, "max_context must be a positive integer"),
+])
+def test_malformed_layouts_are_one_line_errors(tmp_path: Path, change: dict, needle: str) -> None:
+    directory = write_stateful_dir(tmp_path / "toy", weights(1))
+    (directory / "hyena_deploy.json").write_text(json.dumps({**layout(), **change}))
+    with pytest.raises(HyenaDeployError, match="malformed layout") as info:
+        read_layout(directory)
+    assert needle in str(info.value) and "\n" not in str(info.value)

@@ -4,12 +4,12 @@ The directory (``hyena-deploy export SOURCE -o DIR --stateful``) holds ``decode.
 table ``hyena_deploy.json``. One ``decode.onnx`` call takes a chunk of token ids (B, T) and every
 state and returns the logits of the chunk and the states after it; all-zero states are a fresh
 start. States have a fixed size per row, so prompts of unequal length are prefilled one by one and
-their states stacked: no padding, every row exact.
+their states stacked: no padding, every row exact. Logits that are NaN or +Inf stop generation with
+a one-line error naming the token (argmax would read NaN as id 0).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +19,9 @@ import numpy as np
 import onnxruntime as ort
 
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.runtime import layout as stateful_layout
+from hyena_deploy.runtime.layout import BATCH, BYTES, StatefulLayout, parse_layout, read_layout
 from hyena_deploy.runtime.sessions import open_session
 
-LAYOUT_FILE = stateful_layout.LAYOUT_FILE
 DEFAULT_PREFILL_CHUNK = 128  # bounds the in-chunk work of modal layers, O(T^2) per channel
 States = dict[str, np.ndarray]
 TokenCallback = Callable[[int, np.ndarray], None]
@@ -38,70 +37,66 @@ class Generation:
     decoded_tokens: int
 
 
-def read_layout(directory: Path) -> dict:
-    """The directory's ``hyena_deploy.json`` as a dict, checked by :func:`hyena_deploy.runtime.layout.read_layout`."""
-    if not directory.is_dir():
-        raise HyenaDeployError(f"{directory}: not a directory (export one with: hyena-deploy export SOURCE -o DIR "
-                               "--stateful)")
-    stateful_layout.read_layout(directory)  # format, version, states and graph files, with one-line errors
-    return json.loads((directory / LAYOUT_FILE).read_text())
-
-
 class Generator:
     """Greedy or sampled generation with a stateful ``decode.onnx`` (contract C2)."""
 
     def __init__(self, directory: Path | str, threads: int | None = None) -> None:
         directory = Path(directory)
+        if not directory.is_dir():
+            raise HyenaDeployError(f"{directory}: not a directory (export one with: hyena-deploy export SOURCE -o DIR "
+                                   "--stateful)")
         layout = read_layout(directory)
-        self._setup(layout, open_session(directory / layout["graphs"]["decode"], threads))
+        self._setup(layout, open_session(layout.decode, threads))
 
     @classmethod
-    def from_session(cls, layout: dict, session: ort.InferenceSession) -> Generator:
-        """A generator on an open session (the exporter verifies its graph this way before writing it)."""
+    def from_session(cls, layout: StatefulLayout | dict, session: ort.InferenceSession) -> Generator:
+        """A generator on an open session and a layout, typed here when given as the ``hyena_deploy.json`` dict
+        (the exporter verifies its graph this way before writing either)."""
         generator = cls.__new__(cls)
-        generator._setup(layout, session)
+        typed = layout if isinstance(layout, StatefulLayout) else parse_layout(layout, Path(), "stateful layout")
+        generator._setup(typed, session)
         return generator
 
-    def _setup(self, layout: dict, session: ort.InferenceSession) -> None:
+    def _setup(self, layout: StatefulLayout, session: ort.InferenceSession) -> None:
+        if layout.max_context is None:
+            raise HyenaDeployError(f"{layout.directory}: the layout gives no max_context (generation needs it)")
         self.layout, self.session = layout, session
-        self.states = layout["states"]
-        self.max_context = int(layout["max_context"])
-        self.vocab_size = int(layout["vocab_size"])
+        self.states = layout.states
+        self.max_context, self.vocab_size = layout.max_context, layout.vocab_size
         names = {i.name for i in session.get_inputs()}
-        wanted = {layout["input_ids"], *(s["input"] for s in self.states)}
+        wanted = {layout.input_ids, *(s.input for s in self.states)}
         if names != wanted:
             raise HyenaDeployError(f"decode graph inputs {sorted(names)} do not match the layout {sorted(wanted)}")
-        self._outputs = [layout["logits"], *(s["output"] for s in self.states)]
+        self._outputs = [layout.logits, *(s.output for s in self.states)]
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of ``text`` with the directory's tokenizer (UTF-8 bytes, or a character table)."""
-        tokenizer = self.layout.get("tokenizer")
+        tokenizer = self.layout.tokenizer
         if tokenizer is None:
             raise HyenaDeployError("this model has no tokenizer in its hyena_deploy.json: give --prompt-ids")
-        if tokenizer["type"] == "bytes":
+        if tokenizer.kind == BYTES:
             return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
-        table, unknown = tokenizer["table"], tokenizer.get("unknown")
+        table, unknown = tokenizer.table, tokenizer.unknown
         bad = sorted({ch for ch in text if ch not in table} if unknown is None else ())
         if bad:
             raise HyenaDeployError(f"characters {''.join(bad)!r} are not in the tokenizer's vocabulary")
-        return np.array([*tokenizer["prefix"], *(table.get(ch, unknown) for ch in text)], dtype=np.int64)
+        return np.array([*tokenizer.prefix, *(table.get(ch, unknown) for ch in text)], dtype=np.int64)
 
     def decode(self, ids: Sequence[int]) -> str | None:
         """Text of generated ids (None without a tokenizer); ids with no character are left out."""
-        tokenizer = self.layout.get("tokenizer")
+        tokenizer = self.layout.tokenizer
         if tokenizer is None:
             return None
-        if tokenizer["type"] == "bytes":
+        if tokenizer.kind == BYTES:
             return bytes(int(i) for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
         chars: dict[int, str] = {}
-        for ch, token in sorted(tokenizer["table"].items(), key=lambda item: item[0].islower()):
+        for ch, token in sorted(tokenizer.table.items(), key=lambda item: item[0].islower()):
             chars.setdefault(token, ch)  # upper case first: HyenaDNA reads "a" as "A"
         return "".join(chars.get(int(i), "") for i in ids)
 
     def initial_states(self, batch: int) -> States:
         """All-zero states for ``batch`` rows: a fresh start."""
-        return {s["input"]: np.zeros([batch if d == "batch" else d for d in s["shape"]], dtype=s["dtype"])
-                for s in self.states}
+        return {s.input: np.zeros([batch if d == BATCH else d for d in s.shape], dtype=s.dtype) for s in self.states}
 
     def step(self, ids: np.ndarray, states: States) -> tuple[np.ndarray, States]:
         """One decode call: ids (B, T) after ``states`` -> logits (B, T, V) and the states after the chunk.
@@ -109,9 +104,9 @@ class Generator:
         The caller keeps the tokens consumed within ``max_context`` (:meth:`generate_rows` checks it):
         past it, fixed-size buffers drop their oldest entries.
         """
-        feed = {self.layout["input_ids"]: np.ascontiguousarray(ids, dtype=np.int64), **states}
+        feed = {self.layout.input_ids: np.ascontiguousarray(ids, dtype=np.int64), **states}
         logits, *new = self.session.run(self._outputs, feed)
-        return logits, {s["input"]: value for s, value in zip(self.states, new)}
+        return logits, {s.input: value for s, value in zip(self.states, new)}
 
     def prefill(self, prompt_ids: np.ndarray, chunk: int | None = None, states: States | None = None
                 ) -> tuple[np.ndarray, States]:
@@ -179,7 +174,7 @@ class Generator:
         columns: list[np.ndarray] = []
         started = time.perf_counter()
         for index in range(max_new_tokens):
-            tokens = pick(logits)
+            tokens = pick(_checked(logits, index))
             columns.append(tokens)
             if on_token is not None:
                 on_token(index, tokens)
@@ -203,6 +198,16 @@ class Generator:
                                    "context "
                                    f"{self.max_context} (export with a larger --max-context)")
         return prompt
+
+
+def _checked(logits: np.ndarray, index: int) -> np.ndarray:
+    """``logits`` (B, V) for new token ``index``, or a one-line error where a row has NaN or +Inf."""
+    bad = np.flatnonzero(~(logits.max(-1) < np.inf))  # max is NaN where any logit is
+    if bad.size:
+        where = "the prefill's last position" if index == 0 else f"decode step {index}"
+        raise HyenaDeployError(f"generated token {index + 1}: the logits of row {int(bad[0])} are NaN or +Inf (from "
+                               f"{where}); no token is picked from them")
+    return logits
 
 
 def _cut_at_stop(row: np.ndarray, stops: np.ndarray) -> np.ndarray:

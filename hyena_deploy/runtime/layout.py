@@ -2,13 +2,15 @@
 
 The directory holds ``decode.onnx`` (input ids plus one input per state; logits plus one output per
 state; exact for any chunk length given the incoming states, a fresh start from all-zero states) and
-the layout that names every state, its per-sequence shape and dtype.
+the layout that names every state, its per-sequence shape and dtype, the special token ids and the
+tokenizer (UTF-8 bytes, or a per-character table).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyena_deploy.errors import HyenaDeployError
@@ -18,6 +20,7 @@ VERSION = 1
 LAYOUT_FILE = "hyena_deploy.json"
 KINDS = frozenset({"fir", "modal", "modal_complex", "key", "value", "history", "position"})
 BATCH = "batch"  # the batch axis in a state's shape
+BYTES, CHARACTERS = "bytes", "characters"  # the tokenizer types
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,17 @@ class StateEntry:
 
 
 @dataclass(frozen=True)
+class Tokenizer:
+    """UTF-8 bytes as ids (``kind`` ``"bytes"``), or ``prefix`` ids then one id per character of ``table``
+    (``"characters"``; characters not in it get ``unknown``, or are refused where it is None)."""
+
+    kind: str
+    prefix: tuple[int, ...] = ()
+    table: Mapping[str, int] = field(default_factory=dict)
+    unknown: int | None = None
+
+
+@dataclass(frozen=True)
 class StatefulLayout:
     """What ``hyena_deploy.json`` says about a stateful export directory."""
 
@@ -49,7 +63,8 @@ class StatefulLayout:
     logits: str
     vocab_size: int
     max_context: int | None
-    special_tokens: dict
+    special_tokens: dict[str, int | None]
+    tokenizer: Tokenizer | None
     states: tuple[StateEntry, ...]
 
 
@@ -69,23 +84,31 @@ def read_layout(directory: str | Path) -> StatefulLayout:
                                ) from None
     except (OSError, ValueError) as exc:
         raise HyenaDeployError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise HyenaDeployError(f"{path}: not a {FORMAT} layout (version {VERSION})")
-    try:
-        graphs = data["graphs"]
-        states = tuple(_state(entry) for entry in data["states"])
-        layout = StatefulLayout(
-            directory=directory, family=str(data["family"]), source=str(data["source"]),
-            decode=directory / graphs["decode"], prefill=directory / graphs["prefill"] if graphs.get("prefill") else None,
-            input_ids=str(data["input_ids"]), logits=str(data["logits"]), vocab_size=int(data["vocab_size"]),
-            max_context=int(data["max_context"]) if data.get("max_context") is not None else None,
-            special_tokens=dict(data.get("special_tokens") or {}), states=states)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HyenaDeployError(f"{path}: malformed layout ({type(exc).__name__}: {exc})") from None
+    layout = parse_layout(data, directory, str(path))
     for graph in (layout.decode, layout.prefill):
         if graph is not None and not graph.is_file():
             raise HyenaDeployError(f"{path}: graph {graph.name} is missing")
     return layout
+
+
+def parse_layout(data: object, directory: Path, where: str) -> StatefulLayout:
+    """The layout document ``data`` (graph paths under ``directory``), checked; errors name ``where``."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise HyenaDeployError(f"{where}: not a {FORMAT} layout (version {VERSION})")
+    try:
+        graphs = data["graphs"]
+        vocab_size = _count(data["vocab_size"], "vocab_size")
+        max_context = data.get("max_context")
+        return StatefulLayout(
+            directory=directory, family=str(data["family"]), source=str(data["source"]),
+            decode=directory / graphs["decode"], prefill=directory / graphs["prefill"] if graphs.get("prefill") else None,
+            input_ids=str(data["input_ids"]), logits=str(data["logits"]), vocab_size=vocab_size,
+            max_context=None if max_context is None else _count(max_context, "max_context"),
+            special_tokens=_special_tokens(data.get("special_tokens") or {}, vocab_size),
+            tokenizer=_tokenizer(data.get("tokenizer"), vocab_size),
+            states=tuple(_state(entry) for entry in data["states"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HyenaDeployError(f"{where}: malformed layout ({type(exc).__name__}: {exc})") from None
 
 
 def _state(entry: dict) -> StateEntry:
@@ -96,3 +119,40 @@ def _state(entry: dict) -> StateEntry:
         raise ValueError(f"state {entry['input']}: unknown kind {entry['kind']!r} (one of {', '.join(sorted(KINDS))})")
     return StateEntry(input=str(entry["input"]), output=str(entry["output"]), shape=shape, dtype=str(entry["dtype"]),
                       layer=None if entry.get("layer") is None else int(entry["layer"]), kind=str(entry["kind"]))
+
+
+def _count(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _token(value: object, vocab_size: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
+        raise ValueError(f"{what} must be a token id in 0..{vocab_size - 1}, got {value!r}")
+    return value
+
+
+def _special_tokens(data: object, vocab_size: int) -> dict[str, int | None]:
+    if not isinstance(data, dict):
+        raise TypeError(f"special_tokens must be an object, got {type(data).__name__}")
+    return {str(name): None if token is None else _token(token, vocab_size, f"special token {name}")
+            for name, token in data.items()}
+
+
+def _tokenizer(data: object, vocab_size: int) -> Tokenizer | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise TypeError(f"tokenizer must be an object or null, got {type(data).__name__}")
+    if data.get("type") == BYTES:
+        return Tokenizer(BYTES)
+    if data.get("type") != CHARACTERS:
+        raise ValueError(f"tokenizer type {data.get('type')!r} is not {BYTES!r} or {CHARACTERS!r}")
+    table = data["table"]
+    if not isinstance(table, dict) or not all(isinstance(ch, str) and len(ch) == 1 for ch in table):
+        raise ValueError("tokenizer table must map single characters to token ids")
+    unknown = data.get("unknown")
+    return Tokenizer(CHARACTERS, prefix=tuple(_token(t, vocab_size, "tokenizer prefix id") for t in data["prefix"]),
+                     table={ch: _token(t, vocab_size, f"tokenizer id of {ch!r}") for ch, t in table.items()},
+                     unknown=None if unknown is None else _token(unknown, vocab_size, "tokenizer unknown id"))

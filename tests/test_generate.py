@@ -223,9 +223,9 @@ def test_export_cli_stateful_and_its_errors(tmp_path: Path) -> None:
                           "past the model's maximum")
     assert_one_line_error(run("export", "hyena-tiny", "-o", tmp_path / "x", "--stateful", "--buckets", "16"),
                           "cannot be combined with --stateful")
-    elsewhere = f"{ROOT / 'tests' / 'models_elsewhere.py'}:lm_4x128"  # no family step math: refused, not guessed
-    assert_one_line_error(run("export", elsewhere, "-o", tmp_path / "x", "--stateful", "--max-context", 64),
-                          "no stateful (streaming) form")
+    positional = f"{ROOT / 'tests' / 'models_streaming.py'}:positional_lm"  # not position-wise: refused, not guessed
+    assert_one_line_error(run("export", positional, "-o", tmp_path / "x", "--stateful", "--max-context", 64),
+                          "no streaming form")
     assert not (tmp_path / "x").exists()
 
 

@@ -131,3 +131,10 @@ class RunningMeanLM(ModalLM):
 def running_mean_lm():
     torch.manual_seed(14)
     return RunningMeanLM().eval()
+
+
+def modal_lm_64k():
+    """``modal_lm`` declared for 64k tokens (the decode benchmark's modal model written elsewhere)."""
+    model = modal_lm()
+    model.l_max = 65536
+    return model

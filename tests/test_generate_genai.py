@@ -59,7 +59,7 @@ def _prompts_with_zeros(vocab: int, length: int, count: int) -> list[np.ndarray]
 
 
 def _assert_genai_equals_generator(directory: Path, prompts: list[np.ndarray], tokens: int) -> list[list[int]]:
-    """GenAI's tokens equal the Generator's stopped at GenAI's end id (the config's stand-in when the model has none)."""
+    """GenAI's tokens equal the Generator's, stopped at GenAI's end id (a stand-in where the model has none)."""
     ends = json.loads((directory / "genai_config.json").read_text())["model"]["eos_token_id"]
     generator = Generator(directory, threads=1)
     ours = [generator.generate_rows([p], tokens, stop_tokens=ends).sequences[0].tolist() for p in prompts]

@@ -98,10 +98,10 @@ def parse_layout(data: object, directory: Path, where: str) -> StatefulLayout:
     try:
         graphs = data["graphs"]
         vocab_size = _count(data["vocab_size"], "vocab_size")
-        max_context = data.get("max_context")
+        max_context, prefill = data.get("max_context"), graphs.get("prefill")
         return StatefulLayout(
             directory=directory, family=str(data["family"]), source=str(data["source"]),
-            decode=directory / graphs["decode"], prefill=directory / graphs["prefill"] if graphs.get("prefill") else None,
+            decode=directory / graphs["decode"], prefill=directory / prefill if prefill else None,
             input_ids=str(data["input_ids"]), logits=str(data["logits"]), vocab_size=vocab_size,
             max_context=None if max_context is None else _count(max_context, "max_context"),
             special_tokens=_special_tokens(data.get("special_tokens") or {}, vocab_size),

@@ -181,3 +181,24 @@ def constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
         if node.op_type == "Constant" and node.output[0] == name:
             return numpy_helper.to_array(node.attribute[0].t) if node.attribute[0].name == "value" else None
     return None
+
+
+def as_float64(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy computing in float64: float initializers, constants, casts, graph inputs and outputs widened."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(model)
+    graph = wide.graph
+    for vi in [*graph.input, *graph.output]:
+        if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == onnx.TensorProto.FLOAT:
+            graph.initializer[i].CopyFrom(numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float64), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
+                attr.i = onnx.TensorProto.DOUBLE
+            elif attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == onnx.TensorProto.FLOAT:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float64), attr.t.name))
+    return wide

@@ -10,21 +10,22 @@ from rich.table import Table
 
 from hyena_deploy.distill.checkpoint import check_output_dir, write_distilled
 from hyena_deploy.distill.fit import METHODS
-from hyena_deploy.distill.run import FitOptions, check_options, distill, filter_samples, hankel_plot, implicit_filters, report
-from hyena_deploy.errors import HyenaDeployError
+from hyena_deploy.distill import sites
+from hyena_deploy.distill.run import (FitOptions, LayerFit, check_options, distill, filter_samples, hankel_plot,
+                                      implicit_filters, report)
+from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.registry import families
 from hyena_deploy.report import console, write_json
 from hyena_deploy.sources import SAMPLES_DIR, load_source, sample_names
 
 
-def _checkpoint_directory(source: str) -> Path:
-    """The directory a SOURCE was loaded from (the distilled checkpoint keeps a copy of it)."""
+def _checkpoint_directory(source: str) -> Path | None:
+    """The directory a SOURCE was loaded from (the distilled checkpoint keeps a copy of it); None for code."""
     if Path(source).is_dir():
         return Path(source)
     if source in sample_names():
         return SAMPLES_DIR / source
-    raise HyenaDeployError(f"{source}: distill needs a checkpoint directory or a bundled sample "
-                           "(a FILE.py:factory model has no checkpoint to write the modal filters beside)")
+    return None
 
 
 @click.command("distill")
@@ -47,13 +48,20 @@ def _checkpoint_directory(source: str) -> Path:
 def distill_command(source: str, output: Path, tol: float, max_order: int, method: str, refine: bool,
                     direct: bool, max_logits_err: float, report_path: Path | None, plot: Path | None,
                     seed: int) -> None:
-    """Distil SOURCE's implicit long filters into modal (state-space) form: a checkpoint export accepts."""
+    """Distil SOURCE's implicit long filters into modal (state-space) form: a checkpoint export accepts.
+
+    For a FILE.py:factory model the filters are its FFT convolutions as measured in the traced graph, and
+    OUTPUT holds their fits only: give it to `export SOURCE --stateful --distilled OUTPUT`.
+    """
     base = _checkpoint_directory(source)
     check_output_dir(output)
-    loaded = load_source(source)
-    family = next((f.name for f in families().values() if f.matches(base)), "unknown")
     options = FitOptions(tol, max_order, method, refine, direct)
     check_options(options, max_logits_err)
+    loaded = load_source(source)
+    if base is None:
+        _distill_traced(source, loaded, output, options, max_logits_err, report_path, plot, seed)
+        return
+    family = next((f.name for f in families().values() if f.matches(base)), "unknown")
     found = implicit_filters(loaded.module)
     total = sum(filter_samples(module).shape[0] for _, module, _ in found)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -69,6 +77,32 @@ def distill_command(source: str, output: Path, tol: float, max_order: int, metho
     if plot is not None:
         hankel_plot(plot, fits)
     _print(payload, output)
+
+
+def _distill_traced(source: str, loaded: LoadedModel, output: Path, options: FitOptions, max_logits_err: float,
+                    report_path: Path | None, plot: Path | None, seed: int) -> None:
+    length = sites.max_length(loaded)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"tracing and measuring at {length}", total=None)
+        graph, measured = sites.measured_sites(loaded, length)
+        progress.update(task, total=sum(m.filter.h.shape[0] for m in measured), completed=0)
+        fitted = sites.fit_sites(measured, options.tol, options.max_order, options.method, options.direct,
+                                 options.refine, advance=lambda name: progress.update(task, advance=1,
+                                                                                      description=name))
+        progress.update(task, description="checking the distilled graph's outputs")
+        errors = sites.check_logits(loaded, graph, fitted, length, max_logits_err, seed)
+    layers = [LayerFit(f.module, f.samples, f.fits, [list(range(f.samples.shape[0]))],
+                       sites.hankel(f, options.max_order)) for f in fitted]
+    payload = report(source, options, layers, errors)
+    sites.write_sites(output, loaded, length, fitted, {k: payload[k] for k in (
+        "tol", "max_order", "method", "refine", "direct", "logits_rel_l2")})
+    if report_path is not None:
+        write_json(report_path, payload)
+    if plot is not None:
+        hankel_plot(plot, layers)
+    _print(payload, output)
+    console.print(f"use it with: hyena-deploy export {source} -o DIR --stateful --distilled {output}")
 
 
 def _print(payload: dict, output: Path) -> None:

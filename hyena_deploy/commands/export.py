@@ -47,20 +47,23 @@ from hyena_deploy.verify.metrics import PRECISIONS, default_tolerance
               help="Write a streaming-generation directory OUTPUT (decode.onnx + hyena_deploy.json) instead.")
 @click.option("--max-context", type=int,
               help="With --stateful: longest prompt + generation (default: the model's maximum length).")
+@click.option("--distilled", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --stateful, for a FILE.py:factory model: the `distill` output whose modal filters "
+                   "the decode graph's states use (O(1) per token).")
 def export(source: str, output: Path, fftconv: str, target: str, seq_len: int | None, max_seq_len: int | None,
            batch: int | None, opset: int, precision: str, low_precision_io: bool, buckets: str | None,
            atol: tuple[str, ...], rtol: tuple[str, ...], max_rel_l2: float | None, no_verify: bool,
-           stateful: bool, max_context: int | None) -> None:
+           stateful: bool, max_context: int | None, distilled: Path | None) -> None:
     """Export SOURCE (model directory, sample name, or FILE.py:factory / package.module:factory) to ONNX."""
     tolerance = make_tolerance(atol, rtol, max_rel_l2, default_tolerance(precision))
-    if stateful or max_context is not None:
+    if stateful or max_context is not None or distilled is not None:
         if not stateful:
-            raise HyenaDeployError("--max-context needs --stateful")
+            raise HyenaDeployError(f"{'--max-context' if distilled is None else '--distilled'} needs --stateful")
         unsupported = {"--seq-len": seq_len, "--max-seq-len": max_seq_len, "--batch": batch, "--buckets": buckets,
                        "--fftconv (the decode graph has no FFT convolution)": fftconv != "auto",
                        "--precision fp16/bf16": precision != "fp32", "--low-precision-io": low_precision_io}
         run_stateful_export(source, output, max_context=max_context, opset=opset, tolerance=tolerance,
-                            verify=not no_verify, unsupported=unsupported)
+                            verify=not no_verify, distilled=distilled, unsupported=unsupported)
         return
     options = dict(fftconv=fftconv, target=target, batch=batch, opset=opset, precision=precision,
                    keep_io_types=not low_precision_io, tolerance=tolerance, verify=not no_verify)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 from scipy import fft
 
 from hyena_deploy.errors import HyenaDeployError, first_line
-from hyena_deploy.graph import producers, value_dependent
+from hyena_deploy.graph import as_float64, producers, value_dependent
 from hyena_deploy.rewrite import fast_dft
 from hyena_deploy.rewrite.find import FFTConvSite, module_path
 from hyena_deploy.spectral import next_pow2
@@ -218,26 +218,6 @@ def float_shapes(model: onnx.ModelProto, names: list[str], feeds: dict[str, np.n
     return {n: known[n][1] for n in names if known[n][0] == onnx.TensorProto.FLOAT}
 
 
-def _as_float64(region: onnx.ModelProto) -> onnx.ModelProto:
-    """The region computing in float64: float initializers, constants, casts and I/O widened."""
-    wide = onnx.ModelProto()
-    wide.CopyFrom(region)
-    graph = wide.graph
-    for vi in [graph.input[0], *graph.output]:
-        vi.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
-    for i, init in enumerate(graph.initializer):
-        if init.data_type == onnx.TensorProto.FLOAT:
-            graph.initializer[i].CopyFrom(numpy_helper.from_array(
-                numpy_helper.to_array(init).astype(np.float64), init.name))
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
-                attr.i = onnx.TensorProto.DOUBLE
-            elif attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == onnx.TensorProto.FLOAT:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float64), attr.t.name))
-    return wide
-
-
 def _evaluator(region: onnx.ModelProto) -> ReferenceEvaluator:
     """ONNX's reference evaluator, with the faster DFT kernel for opset >= 20."""
     opset = next((o.version for o in region.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -254,7 +234,7 @@ class _Region:
         self.feeds = {k: v for k, v in feeds.items() if k != signal}
         self.f32 = _evaluator(region)
         try:
-            self.f64: ReferenceEvaluator | None = _evaluator(_as_float64(region))
+            self.f64: ReferenceEvaluator | None = _evaluator(as_float64(region))
         except Exception:  # an op without a float64 kernel: float32 only
             self.f64 = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import onnx
@@ -156,11 +156,13 @@ def measure_sites(model: onnx.ModelProto, max_seq_len: int | None = None,
 
 
 def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_len: int | None = None,
-                     seed: int = 0) -> tuple[onnx.ModelProto, list[RewrittenSite], list[SkippedSite]]:
+                     seed: int = 0, substitute: Callable[[MeasuredSite], np.ndarray] | None = None
+                     ) -> tuple[onnx.ModelProto, list[RewrittenSite], list[SkippedSite]]:
     """A copy of ``model`` with each FFT convolution replaced by the strategy ``choose(h)`` names.
 
     Returns the new model, the rewritten sites and the sites left exactly as traced (with the reason);
     sites are measured by :func:`measure_sites` (``max_seq_len`` is for graphs with a dynamic length).
+    ``substitute(site)``, when given, is the filter to build instead of the measured one (a distillation).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -173,6 +175,8 @@ def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_le
     replaced: set[str] = set()
     for index, found in enumerate(measured):
         filt, output = found.filter, found.boundary.output
+        if substitute is not None:
+            filt = replace(filt, h=substitute(found))
         strategy = choose(filt.h)
         if strategy not in BUILDERS:
             raise HyenaDeployError(f"unknown FFT-convolution strategy {strategy!r} (known: {', '.join(BUILDERS)})")

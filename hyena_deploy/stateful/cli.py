@@ -13,14 +13,14 @@ from hyena_deploy.verify import Tolerance
 
 
 def run_stateful_export(source: str, output: Path, *, max_context: int | None, opset: int, tolerance: Tolerance,
-                        verify: bool, unsupported: dict[str, object]) -> None:
+                        verify: bool, distilled: Path | None, unsupported: dict[str, object]) -> None:
     """Export the stateful directory ``output``; ``unsupported`` maps options given that it does not take."""
     given = [name for name, value in unsupported.items() if value]
     if given:
         raise HyenaDeployError(f"{', '.join(given)} cannot be combined with --stateful")
     with console.status("exporting (stateful)") as status:
         result = export_stateful(source, output, max_context=max_context, opset=opset, tolerance=tolerance,
-                                 verify=verify, progress=lambda msg: status.update(msg))
+                                 verify=verify, distilled=distilled, progress=lambda msg: status.update(msg))
     for note in result.notes:
         console.print(f"note: {escape(note)}")
     layout = result.layout
@@ -28,6 +28,7 @@ def run_stateful_export(source: str, output: Path, *, max_context: int | None, o
     console.print(f"{len(layout['states'])} state(s) ({kinds}); max context {layout['max_context']}")
     if result.reports:
         console.print(parity_table(result.reports))
-        console.print(f"greedy decoding equals PyTorch full recompute over {result.greedy_checked} new tokens")
+        against = "the distilled graph's" if distilled is not None else "PyTorch"
+        console.print(f"greedy decoding equals {against} full recompute over {result.greedy_checked} new tokens")
     for path in result.files:
         console.print(f"wrote {path}")

@@ -1,4 +1,5 @@
-"""``export --stateful``: trace a family's decode module, verify it against PyTorch full recompute, write DIR.
+"""``export --stateful``: trace a family's decode module (or derive one from the traced graph of a model
+written elsewhere), verify it against PyTorch full recompute, write DIR.
 
 The decode graph takes a chunk of token ids (B, T >= 1, both dynamic) and every state; with all-zero
 states it is the prefill, so no separate prefill graph is written. Verification is fail-closed:
@@ -26,9 +27,12 @@ from torch.utils._pytree import tree_leaves
 
 from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.compat import TENSORRT_10, check_compatibility, verdict
+from hyena_deploy.distill.sites import SITES_FILE, WEIGHTS_FILE, distilled_graph, is_sites_dir, measured_sites, read_sites
 from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.files import write_atomic
+from hyena_deploy.graph import as_float64
 from hyena_deploy.loaded import LoadedModel
+from hyena_deploy.runners.ort_runner import OrtRunner
 from hyena_deploy.runtime.generator import Generator
 from hyena_deploy.runtime.sessions import hyena_metadata, open_session
 from hyena_deploy.sources import load_source
@@ -43,6 +47,7 @@ from hyena_deploy.verify.cases import fresh_rng
 from hyena_deploy.verify.comparator import require_parity
 
 Progress = Callable[[str], None]
+Reference = Callable[[torch.Tensor], np.ndarray]  # token ids (B, L) -> full-sequence logits (B, L, V)
 PREFILL_CHUNKS = (1, 7, 100)
 DECODE_STEPS = 8
 GREEDY_TOKENS = 16
@@ -61,9 +66,13 @@ class StatefulExport:
 
 
 def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: int | None = None, opset: int = 20,
-                    tolerance: Tolerance | None = None, verify: bool = True,
+                    tolerance: Tolerance | None = None, verify: bool = True, distilled: Path | None = None,
                     progress: Progress = lambda _: None) -> StatefulExport:
-    """Write ``directory`` (decode.onnx, then hyena_deploy.json) for ``source``; verified unless told not to."""
+    """Write ``directory`` (decode.onnx, then hyena_deploy.json) for ``source``; verified unless told not to.
+
+    ``distilled``: a ``distill`` output of a model written elsewhere (its sites' modal fits); decoding is
+    then verified against the traced graph with those filters, which ``distill`` checked against PyTorch.
+    """
     tolerance = tolerance or Tolerance()
     loaded = source if isinstance(source, LoadedModel) else load_source(source)
     max_context = _resolve_max_context(loaded, max_context)
@@ -72,11 +81,18 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
     if not directory.parent.is_dir():
         raise HyenaDeployError(f"{directory.parent}: output directory does not exist")
     notes: list[str] = []
+    reference: Reference | None = None
     form = family_decoder(loaded.module, max_context)
+    if distilled is not None and form is not None:
+        raise HyenaDeployError("--distilled is for models written elsewhere; a distilled checkpoint is itself the "
+                               "SOURCE (hyena-deploy export DISTILLED_DIR --stateful)")
     if form is None:  # no family step math: derive the decode graph from the traced full-sequence graph
         family = "traced"
-        traced = traced_stateful(loaded, max_context, opset, progress)
+        plans = None if distilled is None else _distilled_plans(distilled, loaded, max_context)
+        traced = traced_stateful(loaded, max_context, opset, progress, plans)
         model, specs, width, notes = traced.model, traced.specs, traced.vocab_size, traced.notes
+        if traced.reference is not None:
+            reference = _onnx_reference(traced.reference)
     else:
         family, decoder = form
         progress("tracing the decode graph with torch.onnx (dynamo)")
@@ -99,10 +115,16 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
     if verify:
         progress("verifying decode against PyTorch full recompute")
         generator = Generator.from_session(layout, open_session(model.SerializeToString()))
-        reports, greedy = verify_decoder(loaded, generator, tolerance)
+        reports, greedy = verify_decoder(loaded, generator, tolerance, reference=reference)
         require_parity(reports, "stateful parity failed")
     directory.mkdir(exist_ok=True)
     files = onnx_io.save(model, directory / DECODE_FILE)
+    for name in (SITES_FILE, WEIGHTS_FILE):  # the distillation travels with the directory: check re-derives
+        if distilled is not None:
+            write_atomic(directory / name, (distilled / name).read_bytes())
+            files.append(directory / name)
+        else:
+            (directory / name).unlink(missing_ok=True)
     genai = genai_config(specs, layout["vocab_size"], max_context, layout["special_tokens"])
     if genai is not None:
         write_atomic(directory / GENAI_FILE, _json_bytes(genai))
@@ -126,7 +148,27 @@ def check_directory(source: str | LoadedModel, directory: Path, tolerance: Toler
     if exported_from != loaded.source_sha256:
         raise HyenaDeployError(f"{directory} was exported from {generator.layout.source!r}, not from these "
                                f"weights ({loaded.name}): their digests differ")
-    return verify_decoder(loaded, generator, tolerance or Tolerance())
+    reference = None
+    if is_sites_dir(directory):
+        plans = _distilled_plans(directory, loaded, generator.max_context)
+        graph, _ = measured_sites(loaded, generator.max_context)
+        reference = _onnx_reference(distilled_graph(graph, plans, generator.max_context))
+    return verify_decoder(loaded, generator, tolerance or Tolerance(), reference=reference)
+
+
+def _distilled_plans(directory: Path, loaded: LoadedModel, max_context: int) -> dict:
+    length, plans = read_sites(directory, loaded)
+    if max_context > length:
+        raise HyenaDeployError(f"--max-context {max_context} is past the {length} tokens the filters were distilled "
+                               "over")
+    return plans
+
+
+def _onnx_reference(graph: onnx.ModelProto) -> Reference:
+    """Full-sequence logits of ``graph`` computed in float64 (a long graph at a short length in float32 is
+    off by ~1e-5 itself)."""
+    runner = OrtRunner(as_float64(graph))
+    return lambda ids: runner.run([ids.numpy()])[0]
 
 
 def _resolve_max_context(loaded: LoadedModel, max_context: int | None) -> int:
@@ -179,8 +221,13 @@ def trace_decoder(decoder: torch.nn.Module, vocab: int, max_context: int, opset:
 
 
 def verify_decoder(loaded: LoadedModel, generator: Generator, tolerance: Tolerance,
-                   greedy_tokens: int = GREEDY_TOKENS) -> tuple[list[OutputReport], int]:
-    """Decode vs PyTorch full recompute (see the module docstring); returns the reports and greedy tokens checked."""
+                   greedy_tokens: int = GREEDY_TOKENS, reference: Reference | None = None
+                   ) -> tuple[list[OutputReport], int]:
+    """Decode vs full recompute (see the module docstring); returns the reports and greedy tokens checked.
+
+    ``reference(ids)`` gives the full-sequence logits; PyTorch's forward when None.
+    """
+    reference = reference or (lambda ids: torch_logits(loaded, ids))
     rng = fresh_rng()
     limit = generator.max_context
     steps = min(DECODE_STEPS, limit - 1)
@@ -189,7 +236,7 @@ def verify_decoder(loaded: LoadedModel, generator: Generator, tolerance: Toleran
     for i, length in enumerate(prompts):
         batch = 3 if i % 2 == 0 else 1
         ids = loaded.make_inputs(batch, length + steps, rng)[0]
-        want = torch_logits(loaded, ids)
+        want = reference(ids)
         ids = ids.numpy()
         logits, states = generator.prefill(ids[:, :length])
         pieces = [logits]
@@ -206,7 +253,7 @@ def verify_decoder(loaded: LoadedModel, generator: Generator, tolerance: Toleran
         reports.append(compare_output(LOGITS, case, whole, logits, tolerance))
         reports.extend(compare_output(name, case, whole_states[name].astype(np.float64), value.astype(np.float64),
                                       tolerance) for name, value in states.items())
-    return reports, _check_greedy(loaded, generator, rng, greedy_tokens)
+    return reports, _check_greedy(loaded, generator, rng, greedy_tokens, reference)
 
 
 def torch_logits(loaded: LoadedModel, ids: torch.Tensor) -> np.ndarray:
@@ -216,15 +263,17 @@ def torch_logits(loaded: LoadedModel, ids: torch.Tensor) -> np.ndarray:
     return next(t for t in tree_leaves(out) if isinstance(t, torch.Tensor)).float().numpy()
 
 
-def _check_greedy(loaded: LoadedModel, generator: Generator, rng: np.random.Generator, tokens: int) -> int:
-    """Greedy tokens of the decode graph vs PyTorch re-running the whole sequence per token; raises on a mismatch."""
+def _check_greedy(loaded: LoadedModel, generator: Generator, rng: np.random.Generator, tokens: int,
+                  reference: Reference) -> int:
+    """Greedy tokens of the decode graph vs the reference re-running the whole sequence per token; raises on a
+    mismatch."""
     prompt_length = max(1, min(11, generator.max_context - tokens))
     tokens = min(tokens, generator.max_context - prompt_length)
     prompt = loaded.make_inputs(3, prompt_length, rng)[0]
     got = generator.generate(prompt.numpy(), tokens)
     sequence = prompt
     for index in range(tokens):
-        want = torch.from_numpy(torch_logits(loaded, sequence)[:, -1].argmax(-1))
+        want = torch.from_numpy(reference(sequence)[:, -1].argmax(-1))
         if not np.array_equal(want.numpy(), got[:, index]):
             raise HyenaDeployError(f"stateful greedy decoding differs from PyTorch full recompute at new token {index} "
                                    f"(prompt of {prompt_length}): {got[:, index].tolist()} vs {want.tolist()} "

@@ -34,6 +34,8 @@ from hyena_deploy.graph import (NodeBuilder, constant_value, dedupe_initializers
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.rewrite.find import module_path
 from hyena_deploy.rewrite.layout import build_site
+from hyena_deploy.distill.sites import distilled_graph
+from hyena_deploy.rewrite.probe import Boundary
 from hyena_deploy.rewrite.replace import MeasuredSite, dummy_feeds, measure_sites
 from hyena_deploy.spectral import support
 from hyena_deploy.stateful.graph_states import history_conv, modal_conv, modal_state_shape
@@ -71,6 +73,7 @@ class TracedStateful:
     specs: list[StateSpec]
     vocab_size: int
     notes: list[str]
+    reference: onnx.ModelProto | None = None  # what decoding must equal when it is not PyTorch (distilled)
 
 
 class _Shapes:
@@ -162,9 +165,13 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return values
 
 
-def traced_stateful(loaded: LoadedModel, max_context: int, opset: int,
-                    progress: Progress = lambda _: None) -> TracedStateful:
-    """The decode graph of ``loaded`` derived from its traced graph (see the module docstring)."""
+def traced_stateful(loaded: LoadedModel, max_context: int, opset: int, progress: Progress = lambda _: None,
+                    distilled: dict[Boundary, ModalPlan] | None = None) -> TracedStateful:
+    """The decode graph of ``loaded`` derived from its traced graph (see the module docstring).
+
+    With ``distilled`` (plans per site boundary, from ``distill``) every site gets the modal state of
+    its plan, and ``reference`` is the traced graph with those filters: what the decode graph must equal.
+    """
     _require_token_lm(loaded)
     lengths = trace_lengths(max_context)
     progress(f"tracing at lengths {lengths[0]} and {lengths[1]} (what follows the length) and {max_context}")
@@ -173,20 +180,26 @@ def traced_stateful(loaded: LoadedModel, max_context: int, opset: int,
     sites, skipped = measure_sites(first)
     if skipped:
         raise HyenaDeployError(f"no streaming form: {skipped[0]}")
-    filters = _long_filters(loaded, sites, max_context, opset, progress)
+    long_graph, filters = _long_filters(loaded, sites, max_context, opset, progress)
+    reference = None
+    if distilled is not None:
+        reference = distilled_graph(long_graph, distilled, max_context)
+        plans = [distilled[m.boundary] for m in sites]
+    else:
+        plans = [modal_plan(h) for h in filters]
     progress("deriving the decode graph")
     shapes = _Shapes(first, second, lengths)
     graph = onnx.ModelProto()
     graph.CopyFrom(first)
     builder = _StreamBuilder(graph, shapes)
-    kinds = [builder.replace_site(measured, h, max_context) for measured, h in zip(sites, filters)]
+    kinds = [builder.replace_site(measured, h, plan, max_context) for measured, h, plan in zip(sites, filters, plans)]
     builder.stream_paddings()
     vocab = int(shapes.one[graph.graph.output[0].name][-1])
     builder.finish(_constants(first), _constants(second))
     notes = [f"traced stateful form: {kinds.count(MODAL)} modal and {kinds.count(HISTORY)} history state(s) for "
              f"{len(sites)} FFT convolution(s), {sum(s.kind == CACHE for s in builder.specs)} cache(s) for padding "
-             "before the sequence"]
-    return TracedStateful(graph, builder.specs, vocab, notes)
+             "before the sequence" + (" (filters from the distillation)" if distilled is not None else "")]
+    return TracedStateful(graph, builder.specs, vocab, notes, reference)
 
 
 def modal_plan(h: np.ndarray) -> ModalPlan | None:
@@ -209,12 +222,12 @@ def _require_token_lm(loaded: LoadedModel) -> None:
 
 
 def _long_filters(loaded: LoadedModel, sites: list[MeasuredSite], max_context: int, opset: int,
-                  progress: Progress) -> list[np.ndarray]:
-    """Each site's filter at ``max_context`` (O, S), cut to its support, checked against the short trace."""
-    if not sites:
-        return []
+                  progress: Progress) -> tuple[onnx.ModelProto, list[np.ndarray]]:
+    """The graph traced at ``max_context`` and each site's filter there (O, S), cut to its support and
+    checked against the short trace."""
     progress(f"measuring the long filters at {max_context}")
-    long_sites, skipped = measure_sites(trace(loaded, max_context, None, opset))
+    long_graph = trace(loaded, max_context, None, opset)
+    long_sites, skipped = measure_sites(long_graph)
     by_boundary = {m.boundary: m for m in long_sites}
     filters = []
     for measured in sites:
@@ -235,7 +248,7 @@ def _long_filters(loaded: LoadedModel, sites: list[MeasuredSite], max_context: i
                                    f"{measured.site.inverse_dft} at length {n} is not the filter at {max_context} "
                                    "cut to those lags (it depends on the length)")
         filters.append(long.h[:, :support(long.h)])
-    return filters
+    return long_graph, filters
 
 
 class _StreamBuilder:
@@ -256,16 +269,11 @@ class _StreamBuilder:
         self.graph.initializer.extend(nb.initializers)
         self.ours.update(n.name for n in nb.nodes)
 
-    def replace_site(self, measured: MeasuredSite, h: np.ndarray, max_context: int) -> str:
-        """The site's output from a state: modal when its filter is modal to fp32 accuracy, else its input history.
-
-        Returns the state kind.
-        """
+    def replace_site(self, measured: MeasuredSite, h: np.ndarray, plan: ModalPlan | None, max_context: int) -> str:
+        """The site's output from a state: modal with ``plan``, else its input history. Returns the state kind."""
         output = measured.boundary.output
         old = producers(self.graph)[output]
         old.output[list(old.output).index(output)] = f"{output}__replaced"
-        plan = modal_plan(h)
-
         def build(nb: NodeBuilder, signal: str, out: str, taps: np.ndarray) -> None:
             flat = flatten_channels(nb, signal, taps)
             if plan is not None:

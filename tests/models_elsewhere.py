@@ -92,6 +92,12 @@ def lm():
     return ElsewhereLM(32, 32, 2, 4096).eval()
 
 
+def lm_256():
+    """A small LM with 256-token filters (distillation tests)."""
+    torch.manual_seed(15)
+    return ElsewhereLM(32, 16, 2, 256).eval()
+
+
 def lm_long():
     """A 2-block, width-32 LM whose filters span 64k tokens (honest long exports in the suite)."""
     torch.manual_seed(5)

@@ -138,3 +138,4 @@ def modal_lm_64k():
     model = modal_lm()
     model.l_max = 65536
     return model
+

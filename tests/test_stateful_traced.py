@@ -186,3 +186,46 @@ def test_trace_lengths() -> None:
     assert short < long <= 12 and short % 2 == long % 2 == 1
     with pytest.raises(HyenaDeployError, match="too short"):
         traced.trace_lengths(4)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("distilled") / "fits"
+    result = CliRunner().invoke(main, ["distill", f"{ELSEWHERE}:lm_256", "-o", str(out),
+                                       "--report", str(out.parent / "report.json")])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_distill_a_model_written_elsewhere_then_decode_with_modal_states(distilled: Path, tmp_path: Path) -> None:
+    config = json.loads((distilled / "distilled_sites.json").read_text())
+    assert config["format"] == "hyena-deploy-distilled-sites" and len(config["sites"]) == 2
+    report = json.loads((distilled.parent / "report.json").read_text())
+    assert max(report["logits_rel_l2"].values()) <= 1e-2
+    out = tmp_path / "dir"
+    result = CliRunner().invoke(main, ["export", f"{ELSEWHERE}:lm_256", "-o", str(out), "--stateful",
+                                       "--distilled", str(distilled), "--max-context", "200"])
+    assert result.exit_code == 0, result.output
+    assert "equals the distilled graph's full recompute" in result.output
+    kinds = sorted(s["kind"] for s in json.loads((out / "hyena_deploy.json").read_text())["states"])
+    assert kinds == ["fir", "fir", "modal_complex", "modal_complex"]  # no history left: O(1) per token
+    reports, greedy = check_directory(f"{ELSEWHERE}:lm_256", out)  # the fits travel with the directory
+    assert reports and all(r.passed for r in reports) and greedy == 16
+
+
+def test_distilled_fits_belong_to_their_model(distilled: Path, tmp_path: Path) -> None:
+    with pytest.raises(HyenaDeployError, match="digests differ"):
+        export_stateful(f"{ELSEWHERE}:lm", tmp_path / "x", max_context=64, distilled=distilled)
+    with pytest.raises(HyenaDeployError, match="is for models written elsewhere"):
+        export_stateful("hyena-tiny", tmp_path / "x", max_context=64, distilled=distilled)
+    result = CliRunner().invoke(main, ["export", f"{ELSEWHERE}:lm_256", "-o", str(tmp_path / "y.onnx"),
+                                       "--distilled", str(distilled)])
+    assert result.exit_code != 0 and "--distilled needs --stateful" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_distill_of_a_model_written_elsewhere_fails_closed(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["distill", f"{ELSEWHERE}:lm_256", "-o", str(tmp_path / "d"),
+                                       "--max-order", "2", "--max-logits-err", "1e-4"])
+    assert result.exit_code != 0 and "nothing written" in result.output and "worst site" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "d").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ from hyena_deploy.bench.decode import parse_settings, stripedhyena_unavailable
 from hyena_deploy.cli import main
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.stateful.export import export_stateful
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str):
@@ -53,6 +57,27 @@ def test_decode_bench_writes_every_cell_the_ratios_and_a_plot(tmp_path: Path) ->
     assert payload["skipped"] == {"stripedhyena": "hyena-tiny is a hyena_lm model, not a StripedHyena checkpoint"}
     assert "skipped stripedhyena: hyena-tiny is a hyena_lm model" in result.output
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stripedhyena_checkpoints_get_the_packages_own_recurrent_generation(tmp_path: Path) -> None:
+    pytest.importorskip("stripedhyena.model", reason="stripedhyena (pip install stripedhyena==0.2.2 --no-deps) is "
+                                                      "not importable")
+    spec = importlib.util.spec_from_file_location("sh_make_checkpoint",
+                                                  ROOT / "samples" / "stripedhyena" / "make_checkpoint.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    maker.write_checkpoint(tmp_path / "sh", "hf", hyena_only=True, seed=1)
+    out = tmp_path / "decode.json"
+    result = run(tmp_path / "sh", "--decode", "--contexts", "32,64", "--recompute-contexts", "64",
+                 "--baselines", "stripedhyena", "--batch", "1,2",
+                 "--tokens", "2", "--warmup", "0", "--json", out)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["skipped"] == {}
+    assert payload["exports"]["stateful"]["32"] == {"graph_of": "64", "family": "stripedhyena"}  # modal: one graph
+    cells = {(c["series"], c["context"], c["batch"]) for c in payload["cells"]}
+    assert cells == {("stateful", c, b) for c in (32, 64) for b in (1, 2)} | {("stripedhyena", 64, b) for b in (1, 2)}
+    assert set(payload["ratios"]["stateful_speedup_vs_stripedhyena"]) == {"batch1", "batch2"}
 
 
 @pytest.mark.parametrize("option", [("--lengths", "1k"), ("--backends", "torch")])

@@ -5,9 +5,10 @@
 * :func:`modal_conv`: for a modal filter ``h_t = Re Σ_n R_n p_n^t`` (+ a direct term) the complex
   state ``s_n = Σ_k p_n^(P-1-k) u_k`` in real arithmetic, (B, C, 2N) as [Re s | Im s]. The chunk is cut
   into blocks of ``BLOCK``: a Toeplitz MatMul inside each block, block-end states by a doubling scan
-  over the blocks (a fixed number of Slice/Pad/Mul/Add steps for the longest chunk; a one-token
-  chunk has one block), and the state after the last valid position from small tables indexed by
-  its offset in the last block: O(T·(BLOCK + 4N)) per channel, whatever the context.
+  over the blocks (a fixed number of Slice/Concat/MatMul/Add steps, enough for the longest chunk; a
+  one-token chunk has one block), and the state after the last valid position from small tables
+  indexed by its offset in the last block: O(T·(BLOCK + 4N) + N²·log(max/BLOCK)) per channel, whatever
+  the context.
 
 Constants are formed in float64 and stored in float32; no complex tensor, no Loop/If/Scan.
 """
@@ -46,15 +47,36 @@ def _complex_mul(nb: NodeBuilder, re: str, im: str, a_re: str, a_im: str) -> tup
             nb.op("Add", [nb.op("Mul", [re, a_im]), nb.op("Mul", [im, a_re])]))
 
 
-def _shift(nb: NodeBuilder, s: str, steps: int) -> str:
-    """``s`` (B, C, K, N) moved ``steps`` blocks later along axis 2 (zeros in front), same length."""
-    padded = nb.op("Pad", [s, nb.const([0, 0, steps, 0, 0, 0, 0, 0])])  # then crop: right for any length
-    return nb.op("Slice", [padded, nb.const([0]), nb.const([-steps]), nb.const([2])])
+def _scale_matrix(a: np.ndarray) -> np.ndarray:
+    """(..., 2N, 2N) real matrix multiplying a row [Re s | Im s] by the complex ``a`` (..., N)."""
+    n = a.shape[-1]
+    m = np.zeros((*a.shape[:-1], 2 * n, 2 * n))
+    idx = np.arange(n)
+    m[..., idx, idx] = a.real
+    m[..., idx, idx + n] = a.imag
+    m[..., idx + n, idx] = -a.imag
+    m[..., idx + n, idx + n] = a.real
+    return m
+
+
+def _shift(nb: NodeBuilder, s: str, steps: int, length: str) -> str:
+    """``s`` (B, C, K, 2N) moved ``steps`` blocks later along axis 2 (zeros in front), cut to ``length`` = K.
+
+    Zeros come from the first ``min(steps, K)`` blocks times 0, so any K works (cheaper than Pad in ONNX Runtime).
+    """
+    zeros = nb.op("Mul", [nb.op("Slice", [s, nb.const([0]), nb.const([steps]), nb.const([2])]),
+                          nb.const(np.zeros(1, np.float32))])
+    return nb.op("Slice", [nb.op("Concat", [zeros, s], axis=2), nb.const([0]), length, nb.const([2])])
+
+
+def _parts(value: np.ndarray, axis: int) -> np.ndarray:
+    """A complex table as [Re | Im] along ``axis``."""
+    return np.concatenate([value.real, value.imag], axis=axis)
 
 
 def _tables(plan: ModalPlan) -> dict[str, np.ndarray]:
-    """float64 constants: block Toeplitz (C, B, B), block states in (C, B, N) and out (C, N, B) per part,
-    last-block state weights (C, B+1, B, N) and decays (C, B+1, N) per part, indexed by the valid count."""
+    """float64 constants: block Toeplitz (C, B, B); block states in (C, B, 2N); out (C, 2N, B); last-block state
+    weights (C, B+1, B, 2N) and decays (C, B+1, N) per part, both indexed by the valid count in the last block."""
     b, p, r = BLOCK, plan.poles, plan.residues
     h = plan.impulse(b)
     lag = np.arange(b)[None, :] - np.arange(b)[:, None]                       # [j, i] = i - j
@@ -66,11 +88,9 @@ def _tables(plan: ModalPlan) -> dict[str, np.ndarray]:
     last = np.where(exponent[None, :, :, None] >= 0,
                     np.power(p[:, None, None, :], np.clip(exponent, 0, None)[None, :, :, None]), 0.0)
     decay = np.power(p[:, None, :], counts[None, :, None])                    # p^r
-    tables = {"toeplitz": toeplitz}
-    for name, value in (("into", into), ("last", last), ("decay", decay)):
-        tables[f"{name}_re"], tables[f"{name}_im"] = value.real, value.imag
-    tables["out_re"], tables["out_im"] = out.real, -out.imag                  # y = Re(R p s) = s_re·Re - s_im·Im
-    return tables
+    return {"toeplitz": toeplitz, "into": _parts(into, 2), "last": _parts(last, 3),
+            "out": np.concatenate([out.real, -out.imag], axis=1),            # y = Re(R p s) = s_re·Re - s_im·Im
+            "decay_re": decay.real, "decay_im": decay.imag}
 
 
 def modal_conv(nb: NodeBuilder, x: str, plan: ModalPlan, state: StateSpec, max_length: int) -> str:
@@ -83,32 +103,26 @@ def modal_conv(nb: NodeBuilder, x: str, plan: ModalPlan, state: StateSpec, max_l
     padded = nb.op("Pad", [x, nb.op("Concat", [c([0, 0, 0, 0, 0]), width], axis=0)])
     xb = nb.op("Reshape", [padded, c([0, channels, -1, b])])                  # (B, C, K, BLOCK)
     local = nb.op("MatMul", [xb, k["toeplitz"]])
-    s_re = nb.op("Unsqueeze", [nb.op("Slice", [state.input, c([0]), c([n]), c([2])]), c([2])])   # (B, C, 1, N)
-    s_im = nb.op("Unsqueeze", [nb.op("Slice", [state.input, c([n]), c([2 * n]), c([2])]), c([2])])
-    # block-end states: e_0 = s, e_(k+1) = p^B e_k + (block k's own state)
-    e_re = nb.op("Concat", [s_re, nb.op("MatMul", [xb, k["into_re"]])], axis=2)   # (B, C, K+1, N)
-    e_im = nb.op("Concat", [s_im, nb.op("MatMul", [xb, k["into_im"]])], axis=2)
+    # block-end states [Re | Im] (B, C, K+1, 2N): e_0 = s, e_(k+1) = p^B e_k + (block k's own state)
+    e = nb.op("Concat", [nb.op("Unsqueeze", [state.input, c([2])]), nb.op("MatMul", [xb, k["into"]])], axis=2)
+    count = nb.op("Shape", [e], start=2, end=3)
     step = 1
     while step < ceil(max_length / b) + 1:
-        a = np.power(plan.poles, b * step)[:, None, :]
-        moved = _complex_mul(nb, _shift(nb, e_re, step), _shift(nb, e_im, step),
-                             c(a.real, "modal_step_re"), c(a.imag, "modal_step_im"))
-        e_re, e_im = nb.op("Add", [e_re, moved[0]]), nb.op("Add", [e_im, moved[1]])
+        scale = c(_scale_matrix(np.power(plan.poles, b * step)), "modal_step")
+        e = nb.op("Add", [e, nb.op("MatMul", [_shift(nb, e, step, count), scale])])
         step *= 2
-    entering = [nb.op("Slice", [e, c([0]), c([-1]), c([2])]) for e in (e_re, e_im)]   # state entering block k
-    carried = nb.op("Add", [nb.op("MatMul", [entering[0], k["out_re"]]), nb.op("MatMul", [entering[1], k["out_im"]])])
-    y = nb.op("Reshape", [nb.op("Add", [local, carried]), c([0, channels, -1])])
-    y = nb.op("Slice", [y, c([0]), length, c([2])])
+    entering = nb.op("Slice", [e, c([0]), c([-1]), c([2])])                   # the state entering block k
+    y = nb.op("Add", [local, nb.op("MatMul", [entering, k["out"]])])
+    y = nb.op("Slice", [nb.op("Reshape", [y, c([0, channels, -1])]), c([0]), length, c([2])])
     # the state after position T-1: p^r (state entering the last block) + Σ_(j<r) p^(r-1-j) u_j
     last_block = nb.op("Sub", [blocks, c([1])])
     valid = nb.op("Squeeze", [nb.op("Sub", [length, nb.op("Mul", [last_block, c([b])])]), c([0])])
-    tail = nb.op("Gather", [xb, last_block], axis=2)                          # (B, C, 1, BLOCK)
-    fed = [nb.op("MatMul", [tail, nb.op("Gather", [k[f"last_{part}"], valid], axis=1)]) for part in ("re", "im")]
-    start = [nb.op("Gather", [e, last_block], axis=2) for e in entering]      # (B, C, 1, N)
+    fed = nb.op("MatMul", [nb.op("Gather", [xb, last_block], axis=2), nb.op("Gather", [k["last"], valid], axis=1)])
+    start = nb.op("Gather", [entering, last_block], axis=2)                  # (B, C, 1, 2N)
+    s_re, s_im = (nb.op("Slice", [start, c([lo]), c([hi]), c([3])]) for lo, hi in ((0, n), (n, 2 * n)))
     decay = [nb.op("Unsqueeze", [nb.op("Gather", [k[f"decay_{part}"], valid], axis=1), c([1])]) for part in ("re", "im")]
-    new_re, new_im = _complex_mul(nb, start[0], start[1], decay[0], decay[1])
-    new = nb.op("Concat", [nb.op("Add", [new_re, fed[0]]), nb.op("Add", [new_im, fed[1]])], axis=3)
-    nb.op("Squeeze", [new, c([2])], output=state.output)
+    new = nb.op("Concat", list(_complex_mul(nb, s_re, s_im, *decay)), axis=3)
+    nb.op("Squeeze", [nb.op("Add", [new, fed]), c([2])], output=state.output)
     return y
 
 

@@ -23,6 +23,7 @@ from hyena_deploy.stateful.export import check_directory, export_stateful
 from hyena_deploy.stateful.graph_states import BLOCK, history_conv, modal_conv
 from hyena_deploy.stateful.layout import StateSpec
 from hyena_deploy.strategies.modal import ModalPlan
+from hyena_deploy.tensorrt.shapes import default_profile
 from tests.helpers import assert_tensorrt_safe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,10 @@ def test_modal_model_written_elsewhere_gets_modal_states(modal) -> None:
     assert all(s["shape"][-1] <= 2 * traced.STATE_MODES for s in layout["states"])  # O(1): nothing grows
     assert_tensorrt_safe(out / "decode.onnx")
     assert not (out / "genai_config.json").exists()
+    inspected = CliRunner().invoke(main, ["inspect", str(out / "decode.onnx"), "--target", "tensorrt-10"])
+    assert inspected.exit_code == 0, inspected.output
+    ids = {p.name: p for p in default_profile(onnx.load(str(out / "decode.onnx")))}["input_ids"]
+    assert (ids.min, ids.opt, ids.max) == ((1, 1), (1, 1), (8, 96))  # decode profile: one token per call
 
 
 def test_modal_decoding_equals_full_recompute_over_64_tokens(modal) -> None:

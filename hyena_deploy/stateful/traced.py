@@ -3,15 +3,16 @@
 Two traces at short static lengths L1 < L2 have the same nodes; what differs between them is what
 follows the sequence length. From them, and from a trace at the maximum context for the filters:
 
-* every FFT convolution becomes a history state: the site's last S-1 inputs (S: the support of
-  its filter at the maximum context) and one Conv of S taps per channel and chunk;
+* every FFT convolution becomes a state (:mod:`.graph_states`): a modal one when its filter at the
+  maximum context is modal to 1e-5 with at most 16 modes, or was distilled; else the site's last
+  S-1 inputs (S: the filter's support) and one Conv of S taps per channel and chunk;
 * every zero padding before the sequence (a ``Pad``, or a ``Conv``'s own ``pads``, on the time
   axis) becomes a cache of the padded tensor's last positions: ``Concat(cache, x)``;
 * integer constants that follow the length (slice ends, reshape targets) become ``a*T + b`` of the
   chunk's length T;
-* every other op must be position-wise: nothing reduces, gathers, splits, concatenates or flips
-  along the time axis, no float constant follows the length (a positional table), no tensor has
-  two time axes (attention), no positions are built from the length (``Range``).
+* every other op must be position-wise (:mod:`.sequence_axes`): nothing reduces, gathers, splits,
+  concatenates or flips along the time axis, no float constant follows the length (a positional
+  table), no tensor has two time axes (attention), no positions are built from the length (``Range``).
 
 What cannot be followed is refused in one line naming the op and its module; what is built is
 verified against PyTorch full recompute by the caller, like every family's decode graph.
@@ -25,23 +26,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from hyena_deploy.errors import HyenaDeployError, first_line
+from hyena_deploy.distill.fit import fit_filter, stack_fits
+from hyena_deploy.distill.sites import distilled_graph
+from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import (NodeBuilder, constant_value, dedupe_initializers, producers, remove_dead,
                                 topological_sort)
 from hyena_deploy.loaded import LoadedModel
-from hyena_deploy.rewrite.find import module_path
 from hyena_deploy.rewrite.layout import build_site
-from hyena_deploy.distill.sites import distilled_graph
 from hyena_deploy.rewrite.probe import Boundary
-from hyena_deploy.rewrite.replace import MeasuredSite, dummy_feeds, measure_sites
+from hyena_deploy.rewrite.replace import MeasuredSite, measure_sites
 from hyena_deploy.spectral import support
 from hyena_deploy.stateful.graph_states import history_conv, modal_conv, modal_state_shape
 from hyena_deploy.stateful.layout import INPUT_IDS, LOGITS, StateSpec
+from hyena_deploy.stateful.sequence_axes import SequenceAxes, check_position_wise, refuse
 from hyena_deploy.strategies.common import flatten_channels, restore
-from hyena_deploy.distill.fit import fit_filter, stack_fits
 from hyena_deploy.strategies.modal import ModalPlan
 from hyena_deploy.trace import trace
 
@@ -52,17 +52,6 @@ PREFIX = "hd_stream"
 STATE_MODAL_TOL = 1e-5  # filter relative L2 of a modal state: PyTorch's own fp32 filter carries ~1e-6
 STATE_MODES = 16        # complex modes per channel at most (a real state of 32 values)
 INT64_MAX = np.iinfo(np.int64).max
-_ELEMENTWISE = {
-    "Abs", "Add", "And", "BatchNormalization", "BitShift", "Cast", "CastLike", "Ceil", "Clip", "Cos", "Div", "Dropout",
-    "Elu", "Equal", "Erf", "Exp", "Floor", "Gelu", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish",
-    "Identity", "IsInf", "IsNaN", "LeakyRelu", "Less", "LessOrEqual", "Log", "Max", "Min", "Mish", "Mod", "Mul",
-    "Neg", "Not", "Or", "Pow", "PRelu", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh",
-    "Softplus", "Softsign", "Sqrt", "Sub", "Tan", "Tanh", "Where", "Xor", "Expand"}
-_RELABEL = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten"}
-# An output that still has the time axis shows the reduction left it alone.
-_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-           "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}
-_FROM_LENGTH_ALONE = {"ConstantOfShape", "Expand"}  # constant along time: fine without a time input
 
 
 @dataclass(frozen=True)
@@ -74,69 +63,6 @@ class TracedStateful:
     vocab_size: int
     notes: list[str]
     reference: onnx.ModelProto | None = None  # what decoding must equal when it is not PyTorch (distilled)
-
-
-class _Shapes:
-    """Every tensor's shape at (batch 1, L1), (batch 2, L1) and (batch 1, L2): which axes are time and batch."""
-
-    def __init__(self, first: onnx.ModelProto, second: onnx.ModelProto, lengths: tuple[int, int]) -> None:
-        self.lengths = lengths
-        self.one = _all_shapes(first, dummy_feeds(first, lengths[0], 1))
-        self.two = _all_shapes(first, dummy_feeds(first, lengths[0], 2))
-        self.long = _all_shapes(second, dummy_feeds(second, lengths[1], 1))
-
-    def known(self, name: str) -> bool:
-        return name in self.one and name in self.long
-
-    def time_axes(self, name: str) -> list[int]:
-        """Axes whose size follows the length (empty for constants and shape values)."""
-        if not self.known(name):
-            return []
-        a, b = self.one[name], self.long[name]
-        return [i for i in range(len(a)) if a[i] != b[i]] if len(a) == len(b) else [-1]
-
-    def time_axis(self, name: str) -> int | None:
-        axes = self.time_axes(name)
-        return axes[0] if axes else None
-
-    def follows_length_exactly(self, name: str) -> bool:
-        """Its time axis holds exactly the sequence: L1 positions at L1, L2 at L2."""
-        axis = self.time_axis(name)
-        return axis is not None and (self.one[name][axis], self.long[name][axis]) == self.lengths
-
-    def state_shape(self, name: str, positions: int) -> tuple[int, ...] | None:
-        """The shape without batch of ``positions`` time steps of ``name``; None unless batch is axis 0 alone."""
-        one, two = self.one[name], self.two[name]
-        if [i for i in range(len(one)) if one[i] != two[i]] != [0]:
-            return None
-        shape = list(one[1:])
-        shape[self.time_axis(name) - 1] = positions
-        return tuple(int(d) for d in shape)
-
-
-def _all_shapes(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
-    """Shape of every node output and graph input when ONNX Runtime runs ``model`` on ``feeds``."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    names = [o for node in probe.graph.node for o in node.output if o]
-    del probe.graph.output[:]
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        values = session.run(names, feeds)
-    except Exception as exc:  # ORT's own error types; the user needs its first line
-        raise HyenaDeployError(f"ONNX Runtime cannot run the traced graph: {first_line(exc)}") from None
-    shapes = {n: tuple(np.shape(v)) for n, v in zip(names, values)}
-    shapes.update({n: tuple(v.shape) for n, v in feeds.items()})
-    return shapes
-
-
-def _refuse(node: onnx.NodeProto, why: str) -> HyenaDeployError:
-    where = module_path(node)
-    return HyenaDeployError(f"no streaming form: {node.op_type} {node.name}{' in ' + where if where else ''} {why}")
 
 
 def trace_lengths(max_context: int) -> tuple[int, int]:
@@ -188,7 +114,7 @@ def traced_stateful(loaded: LoadedModel, max_context: int, opset: int, progress:
     else:
         plans = [modal_plan(h) for h in filters]
     progress("deriving the decode graph")
-    shapes = _Shapes(first, second, lengths)
+    shapes = SequenceAxes(first, second, lengths)
     graph = onnx.ModelProto()
     graph.CopyFrom(first)
     builder = _StreamBuilder(graph, shapes)
@@ -254,7 +180,7 @@ def _long_filters(loaded: LoadedModel, sites: list[MeasuredSite], max_context: i
 class _StreamBuilder:
     """Edits one traced graph into its decode graph, collecting the states it adds."""
 
-    def __init__(self, model: onnx.ModelProto, shapes: _Shapes) -> None:
+    def __init__(self, model: onnx.ModelProto, shapes: SequenceAxes) -> None:
         self.model, self.graph, self.shapes = model, model.graph, shapes
         self.specs: list[StateSpec] = []
         self.ours: set[str] = set()  # names of nodes this builder wrote
@@ -303,7 +229,7 @@ class _StreamBuilder:
         x = node.input[0]
         axis = self.shapes.time_axis(x)
         if begin and not self.shapes.follows_length_exactly(x):
-            raise _refuse(node, "pads the start of a tensor that is not exactly the sequence (its time axis is "
+            raise refuse(node, "pads the start of a tensor that is not exactly the sequence (its time axis is "
                                 "not the input's length)")
         return axis
 
@@ -312,7 +238,7 @@ class _StreamBuilder:
         x = node.input[0]
         shape = self.shapes.state_shape(x, positions)
         if shape is None:
-            raise _refuse(node, "pads a tensor whose batch is not axis 0 alone")
+            raise refuse(node, "pads a tensor whose batch is not axis 0 alone")
         spec = self._state(CACHE, shape)
         joined = nb.op("Concat", [spec.input, x], axis=axis)
         nb.op("Slice", [joined, nb.const([-positions]), nb.const([INT64_MAX]), nb.const([axis])], output=spec.output)
@@ -326,13 +252,13 @@ class _StreamBuilder:
         rank = len(self.shapes.one[x])
         pads = constant_value(self.graph, node.input[1]) if len(node.input) > 1 and node.input[1] else None
         if pads is None:
-            raise _refuse(node, "pads the sequence by a computed amount")
+            raise refuse(node, "pads the sequence by a computed amount")
         pads = np.asarray(pads, np.int64)
         axes = list(range(rank))
         if len(node.input) > 3 and node.input[3]:
             given = constant_value(self.graph, node.input[3])
             if given is None:
-                raise _refuse(node, "pads axes that are computed")
+                raise refuse(node, "pads axes that are computed")
             axes = [int(a) % rank for a in np.asarray(given).ravel()]
         if axis not in axes:
             return
@@ -343,7 +269,7 @@ class _StreamBuilder:
         mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
         fill = constant_value(self.graph, node.input[2]) if len(node.input) > 2 and node.input[2] else 0
         if mode != "constant" or fill is None or np.any(fill):
-            raise _refuse(node, f"pads the start of the sequence with {mode} values, not zeros")
+            raise refuse(node, f"pads the start of the sequence with {mode} values, not zeros")
         self._time_begin(node, begin)
         nb = NodeBuilder(f"{PREFIX}/pad{len(self.specs)}")
         joined = self._cache(node, nb, axis, begin)
@@ -364,14 +290,14 @@ class _StreamBuilder:
         if axis is None:
             return
         if axis != rank - 1:
-            raise _refuse(node, "convolves a tensor whose time axis is not its last")
+            raise refuse(node, "convolves a tensor whose time axis is not its last")
         attrs = {a.name: a for a in node.attribute}
         if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
-            raise _refuse(node, "uses auto_pad; export the model with explicit padding")
+            raise refuse(node, "uses auto_pad; export the model with explicit padding")
         spatial = rank - 2
         strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * spatial
         if strides[-1] != 1:
-            raise _refuse(node, "strides along the sequence")
+            raise refuse(node, "strides along the sequence")
         pads = list(attrs["pads"].ints) if "pads" in attrs else [0] * (2 * spatial)
         begin = pads[spatial - 1]
         if begin <= 0:
@@ -425,11 +351,11 @@ class _StreamBuilder:
                 continue
             reader = next(n for n in graph.node if name in n.input)
             if a.dtype.kind not in "iu" or a.shape != b.shape:
-                raise _refuse(reader, f"reads a constant {name} of shape {a.shape} that depends on the sequence "
+                raise refuse(reader, f"reads a constant {name} of shape {a.shape} that depends on the sequence "
                                       "length (a positional table or mask?)")
             slope, rem = np.divmod(b.astype(np.int64) - a.astype(np.int64), l2 - l1)
             if np.any(rem):
-                raise _refuse(reader, f"reads a constant {name} that is not an affine function of the length")
+                raise refuse(reader, f"reads a constant {name} that is not an affine function of the length")
             if length_of is None:
                 length_of = nb.op("Shape", [ids], start=1, end=2)
                 length_scalar = nb.op("Squeeze", [length_of, nb.const([0])])
@@ -444,7 +370,7 @@ class _StreamBuilder:
     def _check_position_wise(self) -> None:
         for node in self.graph.node:
             if node.name not in self.ours:
-                _check_node(node, self.graph, self.shapes)
+                check_position_wise(node, self.graph, self.shapes)
 
 
 def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -463,97 +389,3 @@ def _drop_constant(graph: onnx.GraphProto, name: str) -> None:
             return
     node = next(n for n in graph.node if n.op_type == "Constant" and n.output[0] == name)
     graph.node.remove(node)
-
-
-def _ints(graph: onnx.GraphProto, node: onnx.NodeProto, index: int) -> list[int] | None:
-    if len(node.input) <= index or not node.input[index]:
-        return None
-    value = constant_value(graph, node.input[index])
-    return None if value is None else [int(v) for v in np.asarray(value).ravel()]
-
-
-def _attr(node: onnx.NodeProto, name: str, default):
-    found = next((a for a in node.attribute if a.name == name), None)
-    return default if found is None else helper.get_attribute_value(found)
-
-
-def _check_node(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: _Shapes) -> None:
-    """Refuse ``node`` unless it treats every position alike and on its own (see the module docstring)."""
-    op = node.op_type
-    times = {name: shapes.time_axes(name) for name in [*node.input, *node.output] if name}
-    if any(len(axes) > 1 for axes in times.values()):
-        raise _refuse(node, "makes a tensor with two sequence axes (attention over positions has no state here)")
-    inputs = {n: times[n][0] for n in node.input if n and times.get(n)}
-    outputs_have_time = all(times.get(o) for o in node.output if o)
-    if not inputs:
-        if any(times.get(o) for o in node.output if o) and op not in _FROM_LENGTH_ALONE:
-            raise _refuse(node, "builds values along the sequence from its length alone (positions)")
-        return
-    if op in ("Shape", "Size"):
-        return
-    if not outputs_have_time:
-        raise _refuse(node, "reduces or selects along the sequence axis")
-    axis = inputs.get(node.input[0])
-    rank = len(shapes.one[node.input[0]]) if shapes.known(node.input[0]) else 0
-    if op in _ELEMENTWISE or op in _RELABEL or op in _REDUCE:
-        return
-    if op == "MatMul":
-        a, b = node.input
-        if inputs.get(a) == len(shapes.one[a]) - 1 or (b in inputs and inputs[b] == len(shapes.one[b]) - 2):
-            raise _refuse(node, "contracts the sequence axis")
-        return
-    if op == "Gemm":
-        if (axis == (0 if _attr(node, "transA", 0) else 1)) or node.input[1] in inputs:
-            raise _refuse(node, "contracts the sequence axis")
-        return
-    if op == "Einsum":
-        _check_einsum(node, inputs, shapes)
-        return
-    if op in ("Softmax", "LogSoftmax", "Hardmax", "Concat", "Split", "Gather", "LpNormalization"):
-        default = {"Softmax": -1, "LogSoftmax": -1, "Hardmax": -1, "LpNormalization": -1}.get(op, 0)
-        along = _attr(node, "axis", default) % max(rank, 1)
-        data_axis = inputs.get(node.input[0]) if op != "Concat" else next(iter(inputs.values()))
-        if op == "Gather" and node.input[0] not in inputs:
-            return  # an embedding table read at token positions
-        if along == data_axis:
-            raise _refuse(node, "works along the sequence axis")
-        return
-    if op in ("LayerNormalization", "RMSNormalization", "SimplifiedLayerNormalization"):
-        if axis >= _attr(node, "axis", -1) % rank:
-            raise _refuse(node, "normalizes over the sequence axis")
-        return
-    if op == "Slice":
-        _check_slice(node, graph, axis, rank)
-        return
-    if op == "Pad":
-        pads = _ints(graph, node, 1)
-        if pads is None or pads[axis] or _attr(node, "mode", b"constant") not in (b"constant", "constant"):
-            raise _refuse(node, "pads the sequence in a way that has no streaming form")
-        return
-    if op == "Conv":
-        if node.input[1] in inputs or axis != rank - 1:
-            raise _refuse(node, "convolves with a weight that follows the sequence, or not along its last axis")
-        return
-    raise _refuse(node, "has no streaming rule for a tensor along the sequence")
-
-
-def _check_slice(node: onnx.NodeProto, graph: onnx.GraphProto, axis: int, rank: int) -> None:
-    starts, axes, steps = _ints(graph, node, 1), _ints(graph, node, 3), _ints(graph, node, 4)
-    axes = list(range(len(starts or []))) if axes is None else [a % rank for a in axes]
-    if axis not in axes:
-        return
-    slot = axes.index(axis)
-    if starts is None or starts[slot] < 0 or (steps is not None and steps[slot] != 1):
-        raise _refuse(node, "slices the sequence from its end or backwards")
-
-
-def _check_einsum(node: onnx.NodeProto, inputs: dict[str, int], shapes: _Shapes) -> None:
-    equation = _attr(node, "equation", b"")
-    equation = equation.decode() if isinstance(equation, bytes) else equation
-    lhs, _, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
-    if "..." in equation or not rhs:
-        raise _refuse(node, "is an einsum with ellipsis or implicit output")
-    for name, term in zip(node.input, terms):
-        if name in inputs and term[inputs[name]] not in rhs:
-            raise _refuse(node, "sums over the sequence axis")

@@ -47,16 +47,16 @@ def _complex_mul(nb: NodeBuilder, re: str, im: str, a_re: str, a_im: str) -> tup
             nb.op("Add", [nb.op("Mul", [re, a_im]), nb.op("Mul", [im, a_re])]))
 
 
-def _scale_matrix(a: np.ndarray) -> np.ndarray:
-    """(..., 2N, 2N) real matrix multiplying a row [Re s | Im s] by the complex ``a`` (..., N)."""
-    n = a.shape[-1]
-    m = np.zeros((*a.shape[:-1], 2 * n, 2 * n))
-    idx = np.arange(n)
-    m[..., idx, idx] = a.real
-    m[..., idx, idx + n] = a.imag
-    m[..., idx + n, idx] = -a.imag
-    m[..., idx + n, idx + n] = a.real
-    return m
+def _scale(nb: NodeBuilder, s: str, a: np.ndarray, swap: str) -> str:
+    """Rows [Re s | Im s] (..., 2N) times the complex ``a`` (C, N), elementwise: s·[Re a | Re a] + swap(s)·[-Im a | Im a].
+
+    (Batched small MatMuls with a 2N x 2N matrix per channel cost more in ONNX Runtime.)
+    """
+    same = np.concatenate([a.real, a.real], axis=-1)[:, None, :]
+    cross = np.concatenate([-a.imag, a.imag], axis=-1)[:, None, :]
+    swapped = nb.op("Gather", [s, swap], axis=3)
+    return nb.op("Add", [nb.op("Mul", [s, nb.const(same, "modal_step_same")]),
+                         nb.op("Mul", [swapped, nb.const(cross, "modal_step_cross")])])
 
 
 def _shift(nb: NodeBuilder, s: str, steps: int, length: str) -> str:
@@ -106,10 +106,10 @@ def modal_conv(nb: NodeBuilder, x: str, plan: ModalPlan, state: StateSpec, max_l
     # block-end states [Re | Im] (B, C, K+1, 2N): e_0 = s, e_(k+1) = p^B e_k + (block k's own state)
     e = nb.op("Concat", [nb.op("Unsqueeze", [state.input, c([2])]), nb.op("MatMul", [xb, k["into"]])], axis=2)
     count = nb.op("Shape", [e], start=2, end=3)
+    swap = c(np.concatenate([np.arange(n, 2 * n), np.arange(n)]), "modal_swap")   # [Re | Im] -> [Im | Re]
     step = 1
     while step < ceil(max_length / b) + 1:
-        scale = c(_scale_matrix(np.power(plan.poles, b * step)), "modal_step")
-        e = nb.op("Add", [e, nb.op("MatMul", [_shift(nb, e, step, count), scale])])
+        e = nb.op("Add", [e, _scale(nb, _shift(nb, e, step, count), np.power(plan.poles, b * step), swap)])
         step *= 2
     entering = nb.op("Slice", [e, c([0]), c([-1]), c([2])])                   # the state entering block k
     y = nb.op("Add", [local, nb.op("MatMul", [entering, k["out"]])])

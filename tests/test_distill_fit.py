@@ -18,14 +18,13 @@ def synthetic(order: int, length: int, rng: np.random.Generator, radii: tuple[fl
     return modal_impulse(poles[None], residues[None], length)[0]
 
 
-@pytest.mark.parametrize("method", METHODS)
+# three draws per case for the fast methods (Prony at order 32 used to miss 1e-8 on rare draws), one for AAA
+@pytest.mark.parametrize("method, seed", [(m, s) for m in METHODS for s in range(1 if m == "aaa" else 3)])
 @pytest.mark.parametrize("order, length, radii", [(2, 2048, (0.9, 0.999)), (3, 2049, (0.5, 0.99)),
                                                   (8, 4096, (0.95, 0.9995)), (17, 2048, (0.9, 0.998)),
                                                   (32, 8192, (0.97, 0.9995))])
-def test_exactly_modal_filters_are_recovered(method: str, order: int, length: int, radii: tuple) -> None:
-    # fixed draws: Prony at order 32 misses 1e-8 on rare pole draws (one of three suite runs hit one), and a
-    # suite that fails by chance tells nothing; the bound stays the same
-    h = synthetic(order, length, np.random.default_rng(order * 100_003 + length), radii)
+def test_exactly_modal_filters_are_recovered(method: str, order: int, length: int, radii: tuple, seed: int) -> None:
+    h = synthetic(order, length, np.random.default_rng([seed, order, length]), radii)
     fit = fit_filter(h, tol=1e-9, max_order=64, method=method)
     assert np.linalg.norm(fit.impulse(length) - h) / np.linalg.norm(h) <= 1e-8
     assert np.all(np.abs(fit.poles) < 1)
@@ -38,6 +37,15 @@ def test_long_filter_64k() -> None:
     h = synthetic(16, 65536, np.random.default_rng(16), (0.999, 0.99995))
     fit = fit_filter(h, tol=1e-9, max_order=32)
     assert fit.order == 16 and np.linalg.norm(fit.impulse(h.size) - h) / np.linalg.norm(h) <= 1e-8
+
+
+def test_long_smooth_filter_compresses() -> None:
+    # HyenaDNA-like: a smooth function of t in [0, 1] under a decay window with a floor; its slow poles sit
+    # within ~1/L of 1, which only the decimated Hankel candidates resolve (stride 1 alone: 1.7e-2 at order 16)
+    t = np.linspace(0, 1, 16384)
+    h = (np.exp(-8 * t) + 0.05) * (np.sin(2 * np.pi * t + 0.3) + 0.5 * t ** 2 - 0.2)
+    fit = fit_filter(h, tol=1e-3, max_order=16)
+    assert fit.error <= 1e-3 and fit.order <= 12 and np.all(np.abs(fit.poles) < 1)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -68,13 +76,11 @@ def test_direct_term_is_fitted_when_asked() -> None:
 
 
 def test_refine_improves_a_poor_fit() -> None:
-    rng = np.random.default_rng(3)
     t = np.arange(600)
     h = np.exp(-t / 80.0) * (1 + 0.2 * np.sin(t / 7.0)) + 0.05 * np.exp(-((t - 300) / 40.0) ** 2)
     plain = fit_filter(h, tol=1e-12, max_order=6, method="prony")
     refined = fit_filter(h, tol=1e-12, max_order=6, method="prony", refine=True)
     assert refined.error <= plain.error and np.all(np.abs(refined.poles) < 1)
-    del rng
 
 
 def test_channels_stack_with_zero_padding() -> None:

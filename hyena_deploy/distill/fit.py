@@ -26,7 +26,7 @@ before the residues are solved, so every fitted filter is stable.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,12 +207,9 @@ class _PoleFinder:
     def __init__(self, h: np.ndarray, method: str, max_order: int, wide: bool = True) -> None:
         if method not in METHODS:
             raise HyenaDeployError(f"unknown fitting method {method!r} (choose from {', '.join(METHODS)})")
-        self.h, self.method = h, method
+        self.h, self.method, self.max_order, self.wide = h, method, max_order, wide
         if method == "hankel":
-            self.lefts = {}
-            for stride in hankel_strides(h.shape[-1], wide):
-                g = h[::stride]
-                self.lefts[stride] = _left_svd(hankel_matrix(g, hankel_rows(g.shape[-1], max_order, wide)))
+            self.lefts: dict[int, np.ndarray] = {}  # per stride, computed when first needed
         elif method == "aaa":
             length = h.shape[-1]
             points = max(m for m in range(1, min(length, AAA_POINTS) + 1) if length % m == 0)
@@ -222,12 +219,23 @@ class _PoleFinder:
             self.x = np.exp(-2j * np.pi * np.arange(points) / points)
             self.y = np.fft.fft(folded)
 
-    def candidates(self, order: int) -> list[np.ndarray]:
-        """Pole sets to try at ``order`` (each may hold more poles than the order allows)."""
+    def _left(self, stride: int) -> np.ndarray:
+        if stride not in self.lefts:
+            g = self.h[::stride]
+            self.lefts[stride] = _left_svd(hankel_matrix(g, hankel_rows(g.shape[-1], self.max_order, self.wide)))
+        return self.lefts[stride]
+
+    def candidates(self, order: int) -> Iterator[np.ndarray]:
+        """Pole sets to try at ``order``, stride 1 first (each may hold more poles than the order allows)."""
         if self.method != "hankel":
-            return [self._poles(order)]
-        sets = [_shift_poles(left, order, stride) for stride, left in self.lefts.items()]
-        return sets if len(sets) == 1 else [*sets, np.concatenate(sets)]
+            yield self._poles(order)
+            return
+        sets = []
+        for stride in hankel_strides(self.h.shape[-1], self.wide):
+            sets.append(_shift_poles(self._left(stride), order, stride))
+            yield sets[-1]
+        if len(sets) > 1:
+            yield np.concatenate(sets)
 
     def _poles(self, order: int) -> np.ndarray:
         """Prony or AAA poles at ``order``."""
@@ -308,8 +316,12 @@ def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel"
 
     def attempt(order: int) -> ModalFit:
         if order not in tried:
-            fit = min((solve_residues(h, _strongest(h, _stable_upper(poles), order, direct), direct)
-                       for poles in finder.candidates(order)), key=lambda f: f.error)
+            fit = None
+            for poles in finder.candidates(order):  # the first one meeting ``tol``, else the best
+                candidate = solve_residues(h, _strongest(h, _stable_upper(poles), order, direct), direct)
+                fit = candidate if fit is None or candidate.error < fit.error else fit
+                if fit.error <= tol:
+                    break
             if refine and fit.error > tol:
                 fit = _refine(h, fit, direct, max_evals=20 * (order + 1))
             tried[order] = fit

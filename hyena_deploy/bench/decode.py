@@ -112,7 +112,9 @@ def _batch(text: str) -> int:
 
 def parse_settings(max_len: int | None, contexts: str | None = None, recompute: str | None = None,
                    baselines: str = ",".join(BASELINES), batches: str = "1", **numbers: int | str) -> DecodeSettings:
-    """Checked settings; ``numbers``: tokens, threads, warmup, repeats, rounds (and ``states``)."""
+    """Checked settings for a model of maximum length ``max_len``; ``contexts``, ``recompute`` (None: the
+    defaults), ``baselines`` and ``batches`` as comma lists; ``numbers``: tokens, threads, warmup, repeats,
+    rounds and ``states`` (see :class:`DecodeSettings`)."""
     if contexts is None:
         chosen = [c for c in DEFAULT_CONTEXTS if max_len is None or c <= max_len] or [max_len]
     else:
@@ -163,13 +165,13 @@ class _Steps:
         self.step(self.done, self.total, what)
 
 
-def run_decode_bench(source: str, settings: Callable[[int | None], DecodeSettings],
-                     step: Step = lambda done, total, what: None) -> DecodeResult:
-    """Export, then time every cell; ``settings`` gets the model's maximum length (see :func:`parse_settings`)."""
+def run_decode_bench(source: str, step: Step = lambda done, total, what: None, **options: int | str | None
+                     ) -> DecodeResult:
+    """Export, then time every cell; ``options`` are :func:`parse_settings`' (checked against the model's maximum)."""
     from hyena_deploy.sources import load_source
 
     loaded = load_source(source)
-    chosen = settings(loaded.max_seq_len)
+    chosen = parse_settings(loaded.max_seq_len, **options)
     result = DecodeResult(source, chosen, [], machine=machine_info(chosen.threads))
     result.machine.pop("batch", None)
     full = "full" in chosen.baselines
@@ -186,6 +188,7 @@ def run_decode_bench(source: str, settings: Callable[[int | None], DecodeSetting
         if full:
             _export_full(loaded, chosen, work, result, steps)
         jobs = _jobs(loaded, source, chosen, work, result.skipped)
+        steps.total = exports + chosen.rounds * len(jobs)  # skipped baselines left out
         result.cells = _rounds(jobs, chosen, work, steps)
         _compare_full(result, jobs)
     result.machine["load_average_1m_end"] = round(os.getloadavg()[0], 2)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hyena_deploy.bench import decode_report, report
-from hyena_deploy.bench.decode import BASELINES, STATES, parse_settings, run_decode_bench
+from hyena_deploy.bench.decode import BASELINES, STATES, run_decode_bench
 from hyena_deploy.bench.runner import run_bench
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.report import console, write_json
@@ -76,9 +76,9 @@ def bench(source: str, lengths: str | None, backends: str, threads: int, repeats
         step = lambda done, total, what: progress.update(task, completed=done, total=total,  # noqa: E731
                                                          description=what)
         if decode:
-            result = run_decode_bench(source, lambda max_len: parse_settings(
-                max_len, contexts, recompute_contexts, baselines, batch, tokens=tokens, threads=threads,
-                warmup=warmup, repeats=repeats, rounds=rounds, states=states), step)
+            result = run_decode_bench(source, step, contexts=contexts, recompute=recompute_contexts,
+                                      baselines=baselines, batches=batch, tokens=tokens, threads=threads,
+                                      warmup=warmup, repeats=repeats, rounds=rounds, states=states)
         else:
             result = run_bench(source, lengths, backends, threads, repeats, warmup, rounds, step=step)
     if decode:

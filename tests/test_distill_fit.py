@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hyena_deploy.distill.fit import METHODS, fit_filter, fit_filters, modal_impulse, stack_fits
+from hyena_deploy.distill.fit import METHODS, fit_filter, fit_filters, modal_impulse, solve_residues, stack_fits
 from hyena_deploy.errors import HyenaDeployError
 
 
@@ -27,7 +27,7 @@ def test_exactly_modal_filters_are_recovered(method: str, order: int, length: in
     h = synthetic(order, length, np.random.default_rng([seed, order, length]), radii)
     fit = fit_filter(h, tol=1e-9, max_order=64, method=method)
     assert np.linalg.norm(fit.impulse(length) - h) / np.linalg.norm(h) <= 1e-8
-    assert np.all(np.abs(fit.poles) < 1)
+    assert np.all(np.abs(fit.poles) < 1) and fit.fp32_safe
     assert np.all(fit.poles.imag >= 0)
     if method == "hankel":
         assert fit.order <= order
@@ -46,6 +46,14 @@ def test_long_smooth_filter_compresses() -> None:
     h = (np.exp(-8 * t) + 0.05) * (np.sin(2 * np.pi * t + 0.3) + 0.5 * t ** 2 - 0.2)
     fit = fit_filter(h, tol=1e-3, max_order=16)
     assert fit.error <= 1e-3 and fit.order <= 12 and np.all(np.abs(fit.poles) < 1)
+
+
+def test_cancelling_modes_are_not_fp32_safe() -> None:
+    # two modes 1e-7 apart with opposite residues: exact in float64, rounded away in float32
+    t, poles = np.arange(2048), np.array([0.99, 0.9900001], np.complex128)
+    fit = solve_residues(1e4 * (poles[0].real ** t - poles[1].real ** t), poles)
+    assert fit.error < 1e-6 and not fit.fp32_safe
+    assert solve_residues(poles[0].real ** t, poles[:1]).fp32_safe
 
 
 @pytest.mark.parametrize("method", METHODS)

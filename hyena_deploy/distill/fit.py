@@ -45,6 +45,7 @@ HANKEL_COLUMNS = 2048        # Hankel columns kept for long filters
 PAD_POLE = 0.5               # pole of a padding mode (its residue is 0)
 AAA_POINTS = 4096            # largest unit-circle grid for AAA (a divisor of L)
 STRIDE_STEP = 4              # decimation strides of the wide Hankel search: 1, 4, 16, ...
+MAX_GAIN = 100.0             # sum of the modes' norms over the filter's: fp32 rounds a fit to ~6e-8 x this
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class ModalFit:
     residues: np.ndarray   # complex128 (N,)
     direct: float          # added at t = 0 only
     error: float           # relative L2 against the fitted samples over their full length
+    gain: float = 1.0      # sum over modes of ||R_n p_n^t|| / ||h||: large when modes cancel each other
+
+    @property
+    def fp32_safe(self) -> bool:
+        """Whether float32 arithmetic (the exported graphs) keeps the fit: no mode cancelling out another."""
+        return self.gain <= MAX_GAIN
 
     @property
     def order(self) -> int:
@@ -145,7 +152,8 @@ def solve_residues(h: np.ndarray, poles: np.ndarray, direct: bool = False) -> Mo
     d = float(coef[k]) if direct else 0.0
     norm = np.linalg.norm(h)
     error = float(np.linalg.norm(h - basis @ coef) / norm) if norm > 0 else 0.0
-    return ModalFit(poles, np.asarray(residues, np.complex128), d, error)
+    gain = float(np.abs(coef) @ np.linalg.norm(basis, axis=0) / norm) if norm > 0 and coef.size else 0.0
+    return ModalFit(poles, np.asarray(residues, np.complex128), d, error, gain)
 
 
 def hankel_matrix(h: np.ndarray, rows: int) -> np.ndarray:
@@ -294,7 +302,12 @@ def _refine(h: np.ndarray, fit: ModalFit, direct: bool, max_evals: int) -> Modal
 
     result = scipy.optimize.least_squares(residual, start, max_nfev=max_evals, x_scale="jac")
     refined = solve_residues(h, _stable_upper(unpack(result.x)), direct)
-    return refined if refined.error < fit.error else fit
+    return refined if _rank(refined) < _rank(fit) else fit
+
+
+def _rank(fit: ModalFit) -> tuple[bool, float]:
+    """Sort key: fits float32 keeps first, then by error."""
+    return not fit.fp32_safe, fit.error
 
 
 def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel", direct: bool = False,
@@ -302,8 +315,9 @@ def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel"
     """The lowest-order modal fit of ``h`` (L,) with relative L2 error <= ``tol``, searched up to ``max_order``.
 
     Orders are tried by doubling and then bisection between the last failing and the first passing
-    order (the error falls with the order for all three methods); when nothing meets ``tol`` the
-    best fit found is returned, and the caller sees its error. ``wide=False`` keeps the Hankel
+    order (the error falls with the order for all three methods). A fit meets ``tol`` only if it is
+    also :attr:`ModalFit.fp32_safe` (modes cancelling each other are lost in float32); when nothing
+    meets it the best fit found is returned, and the caller sees its error. ``wide=False`` keeps the Hankel
     matrix as small as an exactly modal filter allows (fast; for filters expected to be modal).
     """
     h = np.asarray(h, np.float64)
@@ -313,16 +327,17 @@ def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel"
         raise HyenaDeployError(f"--max-order must be >= 1, got {max_order}")
     finder = _PoleFinder(h[1:] if direct else h, method, max_order, wide)  # a direct term breaks shift invariance at t = 0
     tried: dict[int, ModalFit] = {}
+    meets = lambda fit: fit.error <= tol and fit.fp32_safe  # noqa: E731
 
     def attempt(order: int) -> ModalFit:
         if order not in tried:
             fit = None
             for poles in finder.candidates(order):  # the first one meeting ``tol``, else the best
                 candidate = solve_residues(h, _strongest(h, _stable_upper(poles), order, direct), direct)
-                fit = candidate if fit is None or candidate.error < fit.error else fit
-                if fit.error <= tol:
+                fit = candidate if fit is None or _rank(candidate) < _rank(fit) else fit
+                if meets(fit):
                     break
-            if refine and fit.error > tol:
+            if refine and not meets(fit):
                 fit = _refine(h, fit, direct, max_evals=20 * (order + 1))
             tried[order] = fit
         return tried[order]
@@ -330,15 +345,15 @@ def fit_filter(h: np.ndarray, tol: float, max_order: int, method: str = "hankel"
     if not np.any(h):
         return ModalFit(np.zeros(0, np.complex128), np.zeros(0, np.complex128), 0.0, 0.0)
     low, high = 0, 1
-    while attempt(high).error > tol and high < max_order:
+    while not meets(attempt(high)) and high < max_order:
         low, high = high, min(2 * high, max_order)
-    if attempt(high).error <= tol:
+    if meets(attempt(high)):
         while high - low > 1:
             middle = (low + high) // 2
-            low, high = (low, middle) if attempt(middle).error <= tol else (middle, high)
-        passing = [f for f in tried.values() if f.error <= tol]
+            low, high = (low, middle) if meets(attempt(middle)) else (middle, high)
+        passing = [f for f in tried.values() if meets(f)]
         return min(passing, key=lambda f: (f.order, f.error))
-    return min(tried.values(), key=lambda f: f.error)
+    return min(tried.values(), key=_rank)
 
 
 def fit_filters(h: np.ndarray, tol: float, max_order: int, method: str = "hankel", direct: bool = False,

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 KIND = "fir"
+SHIFTED_SUM_TAPS = 8  # up to this many taps: a sum of shifted slices (ONNX Runtime's grouped Conv is slow on short rows)
 
 
 def conv_with_cache(cache: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,5 +17,9 @@ def conv_with_cache(cache: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) 
     cache, the last K-1 inputs of ``[cache | x]``: O(T·K) per channel, whatever came before.
     """
     joined = torch.cat([cache, x], dim=-1)
-    out = F.conv1d(joined, weight, groups=weight.shape[0])
-    return out, joined[..., x.shape[-1]:]
+    taps, length = weight.shape[-1], x.shape[-1]
+    if taps <= SHIFTED_SUM_TAPS:
+        out = sum(joined[..., k:k + length] * weight[:, :, k] for k in range(taps))
+    else:
+        out = F.conv1d(joined, weight, groups=weight.shape[0])
+    return out, joined[..., length:]

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hyena_deploy.bench import decode_report  # noqa: E402
-from hyena_deploy.bench.decode import parse_settings, run_decode_bench  # noqa: E402
+from hyena_deploy.bench.decode import run_decode_bench  # noqa: E402
 from hyena_deploy.report import write_json  # noqa: E402
 
 SAMPLE = "hyenadna-64k"
@@ -60,10 +60,9 @@ def main() -> None:
             directory, report = args.distilled, args.distilled.with_name("report.json")
         if report.is_file():
             payload["distill_report"] = json.loads(report.read_text())
-        result = run_decode_bench(str(directory), lambda max_len: parse_settings(
-            max_len, args.contexts, args.contexts.split(",")[0], baselines="full", tokens=args.tokens,
-            threads=args.threads, warmup=1, repeats=3, rounds=args.rounds),
-            step=lambda done, total, what: print(f"{done}/{total}: {what}", flush=True))
+        result = run_decode_bench(str(directory), step=lambda done, total, what: print(f"{done}/{total}: {what}", flush=True),
+                                  contexts=args.contexts, recompute=args.contexts.split(",")[0], baselines="full",
+                                  tokens=args.tokens, threads=args.threads, warmup=1, repeats=3, rounds=args.rounds)
         result.source = SAMPLE + " (distilled)"
         payload["decode"] = decode_report.to_json(result)
     write_json(args.json, payload)

@@ -1,7 +1,8 @@
 """The decode module of each family: token ids (B, T) and states -> logits (B, T, V) and new states.
 
 Models of no known family get theirs from the traced graph instead
-(:mod:`hyena_deploy.stateful.traced`). A decode module has ``specs`` (its :class:`~hyena_deploy.stateful.layout.StateSpec` list) and
+(:mod:`hyena_deploy.stateful.traced`). A decode module has ``specs`` (its
+:class:`~hyena_deploy.stateful.layout.StateSpec` list) and
 ``forward(input_ids, *states) -> (logits, *new_states)`` in that order. Each family's step math lives
 next to its full-sequence model in :mod:`hyena_deploy.models`; this module only picks it.
 """

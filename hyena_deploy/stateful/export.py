@@ -27,7 +27,8 @@ from torch.utils._pytree import tree_leaves
 
 from hyena_deploy import metadata, onnx_io, tool_version
 from hyena_deploy.compat import TENSORRT_10, check_compatibility, verdict
-from hyena_deploy.distill.sites import SITES_FILE, WEIGHTS_FILE, distilled_graph, is_sites_dir, measured_sites, read_sites
+from hyena_deploy.distill.sites import (SITES_FILE, WEIGHTS_FILE, distilled_graph, is_sites_dir, measured_sites,
+                                       read_sites)
 from hyena_deploy.errors import HyenaDeployError, first_line
 from hyena_deploy.files import write_atomic
 from hyena_deploy.graph import as_float64
@@ -113,7 +114,7 @@ def export_stateful(source: str | LoadedModel, directory: Path, *, max_context: 
     reports: list[OutputReport] = []
     greedy = 0
     if verify:
-        progress("verifying decode against PyTorch full recompute")
+        progress("verifying decode against full recompute")
         generator = Generator.from_session(layout, open_session(model.SerializeToString()))
         reports, greedy = verify_decoder(loaded, generator, tolerance, reference=reference)
         require_parity(reports, "stateful parity failed")

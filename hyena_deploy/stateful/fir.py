@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 KIND = "fir"
-SHIFTED_SUM_TAPS = 8  # up to this many taps: a sum of shifted slices (ONNX Runtime's grouped Conv is slow on short rows)
+SHIFTED_SUM_TAPS = 8  # up to this many taps: a sum of shifted slices (ONNX Runtime's grouped Conv: slow on short rows)
 
 
 def conv_with_cache(cache: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

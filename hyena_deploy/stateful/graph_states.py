@@ -48,7 +48,8 @@ def _complex_mul(nb: NodeBuilder, re: str, im: str, a_re: str, a_im: str) -> tup
 
 
 def _scale(nb: NodeBuilder, s: str, a: np.ndarray, swap: str) -> str:
-    """Rows [Re s | Im s] (..., 2N) times the complex ``a`` (C, N), elementwise: s·[Re a | Re a] + swap(s)·[-Im a | Im a].
+    """Rows [Re s | Im s] (..., 2N) times the complex ``a`` (C, N), elementwise:
+    ``s·[Re a | Re a] + swap(s)·[-Im a | Im a]``.
 
     (Batched small MatMuls with a 2N x 2N matrix per channel cost more in ONNX Runtime.)
     """
@@ -120,7 +121,8 @@ def modal_conv(nb: NodeBuilder, x: str, plan: ModalPlan, state: StateSpec, max_l
     fed = nb.op("MatMul", [nb.op("Gather", [xb, last_block], axis=2), nb.op("Gather", [k["last"], valid], axis=1)])
     start = nb.op("Gather", [entering, last_block], axis=2)                  # (B, C, 1, 2N)
     s_re, s_im = (nb.op("Slice", [start, c([lo]), c([hi]), c([3])]) for lo, hi in ((0, n), (n, 2 * n)))
-    decay = [nb.op("Unsqueeze", [nb.op("Gather", [k[f"decay_{part}"], valid], axis=1), c([1])]) for part in ("re", "im")]
+    decay = [nb.op("Unsqueeze", [nb.op("Gather", [k[f"decay_{part}"], valid], axis=1), c([1])])
+             for part in ("re", "im")]
     new = nb.op("Concat", list(_complex_mul(nb, s_re, s_im, *decay)), axis=3)
     nb.op("Squeeze", [nb.op("Add", [new, fed]), c([2])], output=state.output)
     return y

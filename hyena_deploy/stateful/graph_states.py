@@ -24,7 +24,7 @@ from hyena_deploy.stateful.layout import StateSpec
 from hyena_deploy.strategies.modal import ModalPlan
 
 BLOCK = 16
-INT64_MAX = np.iinfo(np.int64).max
+INT64_MAX, INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
 
 def history_conv(nb: NodeBuilder, x: str, h: np.ndarray, state: StateSpec | None) -> str:
@@ -47,21 +47,21 @@ def _complex_mul(nb: NodeBuilder, re: str, im: str, a_re: str, a_im: str) -> tup
             nb.op("Add", [nb.op("Mul", [re, a_im]), nb.op("Mul", [im, a_re])]))
 
 
-def _scale(nb: NodeBuilder, s: str, a: np.ndarray, swap: str) -> str:
-    """Rows [Re s | Im s] (..., 2N) times the complex ``a`` (C, N), elementwise:
-    ``s·[Re a | Re a] + swap(s)·[-Im a | Im a]``.
+def _scale(nb: NodeBuilder, s: str, a: np.ndarray) -> str:
+    """``s`` (C, B, K, 2, N) holding [Re; Im] times the complex ``a`` (C, N), elementwise:
+    ``s·[Re a; Re a] + flip(s)·[-Im a; Im a]``, where flip swaps Re and Im (one reversed Slice).
 
-    (Batched small MatMuls with a 2N x 2N matrix per channel cost more in ONNX Runtime.)
+    (Batched 2N x 2N MatMuls per channel, or a Gather on the last axis, cost more in ONNX Runtime.)
     """
-    same = np.concatenate([a.real, a.real], axis=-1)[:, None, :]
-    cross = np.concatenate([-a.imag, a.imag], axis=-1)[:, None, :]
-    swapped = nb.op("Gather", [s, swap], axis=3)
+    same = np.stack([a.real, a.real], axis=1)[:, None, None]               # (C, 1, 1, 2, N)
+    cross = np.stack([-a.imag, a.imag], axis=1)[:, None, None]
+    flipped = nb.op("Slice", [s, nb.const([-1]), nb.const([INT64_MIN]), nb.const([3]), nb.const([-1])])
     return nb.op("Add", [nb.op("Mul", [s, nb.const(same, "modal_step_same")]),
-                         nb.op("Mul", [swapped, nb.const(cross, "modal_step_cross")])])
+                         nb.op("Mul", [flipped, nb.const(cross, "modal_step_cross")])])
 
 
 def _shift(nb: NodeBuilder, s: str, steps: int, length: str) -> str:
-    """``s`` (B, C, K, 2N) moved ``steps`` blocks later along axis 2 (zeros in front), cut to ``length`` = K.
+    """``s`` (C, B, K, ...) moved ``steps`` blocks later along axis 2 (zeros in front), cut to ``length`` = K.
 
     Zeros come from the first ``min(steps, K)`` blocks times 0, so any K works (cheaper than Pad in ONNX Runtime).
     """
@@ -95,36 +95,46 @@ def _tables(plan: ModalPlan) -> dict[str, np.ndarray]:
 
 
 def modal_conv(nb: NodeBuilder, x: str, plan: ModalPlan, state: StateSpec, max_length: int) -> str:
-    """The chunk's outputs (B, C, T) from ``state`` (B, C, 2N); writes ``state.output``. T <= ``max_length``."""
+    """The chunk's outputs (B, C, T) from ``state`` (B, C, 2N); writes ``state.output``. T <= ``max_length``.
+
+    Inside, channels lead ((C, B, K, ...)), so every MatMul is one small GEMM per channel with no
+    broadcast over the batch (ONNX Runtime runs those far faster).
+    """
     c, b, n, channels = nb.const, BLOCK, plan.modes, plan.poles.shape[0]
     k = {name: c(value, f"modal_{name}") for name, value in _tables(plan).items()}
     length = nb.op("Shape", [x], start=2, end=3)
+    batch = nb.op("Shape", [x], start=0, end=1)
     blocks = nb.op("Div", [nb.op("Add", [length, c([b - 1])]), c([b])])
     width = nb.op("Sub", [nb.op("Mul", [blocks, c([b])]), length])
     padded = nb.op("Pad", [x, nb.op("Concat", [c([0, 0, 0, 0, 0]), width], axis=0)])
-    xb = nb.op("Reshape", [padded, c([0, channels, -1, b])])                  # (B, C, K, BLOCK)
-    local = nb.op("MatMul", [xb, k["toeplitz"]])
-    # block-end states [Re | Im] (B, C, K+1, 2N): e_0 = s, e_(k+1) = p^B e_k + (block k's own state)
-    e = nb.op("Concat", [nb.op("Unsqueeze", [state.input, c([2])]), nb.op("MatMul", [xb, k["into"]])], axis=2)
+    xb = nb.op("Transpose", [nb.op("Reshape", [padded, c([0, channels, -1, b])])], perm=[1, 0, 2, 3])  # (C, B, K, B_)
+    rows = nb.op("Reshape", [xb, c([channels, -1, b])])                             # (C, B·K, BLOCK)
+    local = nb.op("MatMul", [rows, k["toeplitz"]])
+    by_block = nb.op("Concat", [c([channels]), batch, blocks, c([2, n])], axis=0)
+    own = nb.op("Reshape", [nb.op("MatMul", [rows, k["into"]]), by_block])          # (C, B, K, 2, N): [Re; Im]
+    # block-end states: e_0 = s, e_(k+1) = p^B e_k + (block k's own state)
+    start_state = nb.op("Reshape", [nb.op("Transpose", [state.input], perm=[1, 0, 2]), c([channels, -1, 1, 2, n])])
+    e = nb.op("Concat", [start_state, own], axis=2)                                 # (C, B, K+1, 2, N)
     count = nb.op("Shape", [e], start=2, end=3)
-    swap = c(np.concatenate([np.arange(n, 2 * n), np.arange(n)]), "modal_swap")   # [Re | Im] -> [Im | Re]
     step = 1
     while step < ceil(max_length / b) + 1:
-        e = nb.op("Add", [e, _scale(nb, _shift(nb, e, step, count), np.power(plan.poles, b * step), swap)])
+        e = nb.op("Add", [e, _scale(nb, _shift(nb, e, step, count), np.power(plan.poles, b * step))])
         step *= 2
     entering = nb.op("Slice", [e, c([0]), c([-1]), c([2])])                   # the state entering block k
-    y = nb.op("Add", [local, nb.op("MatMul", [entering, k["out"]])])
-    y = nb.op("Slice", [nb.op("Reshape", [y, c([0, channels, -1])]), c([0]), length, c([2])])
+    carried = nb.op("MatMul", [nb.op("Reshape", [entering, c([channels, -1, 2 * n])]), k["out"]])
+    y = nb.op("Reshape", [nb.op("Add", [local, carried]), nb.op("Concat", [c([channels]), batch, c([-1])], axis=0)])
+    y = nb.op("Slice", [nb.op("Transpose", [y], perm=[1, 0, 2]), c([0]), length, c([2])])
     # the state after position T-1: p^r (state entering the last block) + Σ_(j<r) p^(r-1-j) u_j
     last_block = nb.op("Sub", [blocks, c([1])])
     valid = nb.op("Squeeze", [nb.op("Sub", [length, nb.op("Mul", [last_block, c([b])])]), c([0])])
-    fed = nb.op("MatMul", [nb.op("Gather", [xb, last_block], axis=2), nb.op("Gather", [k["last"], valid], axis=1)])
-    start = nb.op("Gather", [entering, last_block], axis=2)                  # (B, C, 1, 2N)
-    s_re, s_im = (nb.op("Slice", [start, c([lo]), c([hi]), c([3])]) for lo, hi in ((0, n), (n, 2 * n)))
+    tail = nb.op("Squeeze", [nb.op("Gather", [xb, last_block], axis=2), c([2])])      # (C, B, BLOCK)
+    fed = nb.op("MatMul", [tail, nb.op("Gather", [k["last"], valid], axis=1)])        # (C, B, 2N)
+    begin = nb.op("Reshape", [nb.op("Gather", [entering, last_block], axis=2), c([channels, -1, 2 * n])])
+    s_re, s_im = (nb.op("Slice", [begin, c([lo]), c([hi]), c([2])]) for lo, hi in ((0, n), (n, 2 * n)))
     decay = [nb.op("Unsqueeze", [nb.op("Gather", [k[f"decay_{part}"], valid], axis=1), c([1])])
-             for part in ("re", "im")]
-    new = nb.op("Concat", list(_complex_mul(nb, s_re, s_im, *decay)), axis=3)
-    nb.op("Squeeze", [nb.op("Add", [new, fed]), c([2])], output=state.output)
+             for part in ("re", "im")]                                               # (C, 1, N)
+    new = nb.op("Add", [nb.op("Concat", list(_complex_mul(nb, s_re, s_im, *decay)), axis=2), fed])
+    nb.op("Transpose", [new], output=state.output, perm=[1, 0, 2])
     return y
 
 

@@ -38,6 +38,7 @@ from hyena_deploy.rewrite.layout import build_site
 from hyena_deploy.rewrite.probe import Boundary
 from hyena_deploy.rewrite.replace import MeasuredSite, measure_sites
 from hyena_deploy.spectral import support
+from hyena_deploy.stateful.fir import SHIFTED_SUM_TAPS
 from hyena_deploy.stateful.graph_states import history_conv, modal_conv, modal_state_shape
 from hyena_deploy.stateful.layout import INPUT_IDS, LOGITS, StateSpec
 from hyena_deploy.stateful.sequence_axes import SequenceAxes, check_position_wise, refuse
@@ -306,13 +307,38 @@ class _StreamBuilder:
         nb = NodeBuilder(f"{PREFIX}/conv{len(self.specs)}")
         joined = self._cache(node, nb, axis, begin)
         pads[spatial - 1] = 0
-        kept = [a for a in node.attribute if a.name != "pads"]
-        conv = helper.make_node("Conv", [joined, *node.input[1:]], list(node.output), name=node.name)
-        conv.attribute.extend(kept)
-        conv.attribute.append(helper.make_attribute("pads", pads))
-        nb.nodes.append(conv)
+        if not self._shifted_sum(nb, node, joined, pads):
+            kept = [a for a in node.attribute if a.name != "pads"]
+            conv = helper.make_node("Conv", [joined, *node.input[1:]], list(node.output), name=node.name)
+            conv.attribute.extend(kept)
+            conv.attribute.append(helper.make_attribute("pads", pads))
+            nb.nodes.append(conv)
         self.graph.node.remove(node)
         self._emit(nb)
+
+    def _shifted_sum(self, nb: NodeBuilder, node: onnx.NodeProto, joined: str, pads: list[int]) -> bool:
+        """A short depthwise 1-D Conv as ``Σ_k w[:, k] z[..., k : k + n]`` (ONNX Runtime's grouped Conv is slow
+        on the few columns of a decode step); False, changing nothing, for any other Conv."""
+        weight = constant_value(self.graph, node.input[1])
+        bias = constant_value(self.graph, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        dilations = next((list(a.ints) for a in node.attribute if a.name == "dilations"), [1])
+        if (weight is None or weight.ndim != 3 or weight.shape[1] != 1 or group != weight.shape[0]
+                or weight.shape[2] > SHIFTED_SUM_TAPS or dilations != [1] or pads[0]
+                or (len(node.input) > 2 and node.input[2] and bias is None)):
+            return False
+        taps = weight.shape[2]
+        z = joined if not pads[1] else nb.op("Pad", [joined, nb.const([0, 0, 0, 0, 0, pads[1]])])
+        ends = [k + 1 - taps if k < taps - 1 else INT64_MAX for k in range(taps)]  # every slice n columns long
+        terms = [nb.op("Mul", [nb.op("Slice", [z, nb.const([k]), nb.const([end]), nb.const([-1])]),
+                               nb.const(weight[:, :, k].astype(np.float32))]) for k, end in enumerate(ends)]
+        if bias is not None:
+            terms.append(nb.const(bias.reshape(-1, 1).astype(np.float32)))
+        total = terms[0]
+        for term in terms[1:]:
+            total = nb.op("Add", [total, term])
+        nb.op("Identity", [total], output=node.output[0])
+        return True
 
     def finish(self, first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> None:
         """Graph I/O of the decode contract, constants that follow the length, the position-wise check."""

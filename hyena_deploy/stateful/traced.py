@@ -182,7 +182,7 @@ class _StreamBuilder:
     """Edits one traced graph into its decode graph, collecting the states it adds."""
 
     def __init__(self, model: onnx.ModelProto, shapes: SequenceAxes) -> None:
-        self.model, self.graph, self.shapes = model, model.graph, shapes
+        self.graph, self.shapes = model.graph, shapes
         self.specs: list[StateSpec] = []
         self.ours: set[str] = set()  # names of nodes this builder wrote
 
@@ -201,6 +201,7 @@ class _StreamBuilder:
         output = measured.boundary.output
         old = producers(self.graph)[output]
         old.output[list(old.output).index(output)] = f"{output}__replaced"
+
         def build(nb: NodeBuilder, signal: str, out: str, taps: np.ndarray) -> None:
             flat = flatten_channels(nb, signal, taps)
             if plan is not None:
@@ -225,14 +226,11 @@ class _StreamBuilder:
             elif node.op_type == "Conv":
                 self._stream_conv(node)
 
-    def _time_begin(self, node: onnx.NodeProto, begin: int) -> int:
-        """Checks shared by Pad and Conv; returns the time axis of the padded input."""
-        x = node.input[0]
-        axis = self.shapes.time_axis(x)
-        if begin and not self.shapes.follows_length_exactly(x):
+    def _require_whole_sequence(self, node: onnx.NodeProto) -> None:
+        """A cache continues a tensor chunk after chunk only if each chunk's tensor holds exactly its positions."""
+        if not self.shapes.follows_length_exactly(node.input[0]):
             raise refuse(node, "pads the start of a tensor that is not exactly the sequence (its time axis is "
                                 "not the input's length)")
-        return axis
 
     def _cache(self, node: onnx.NodeProto, nb: NodeBuilder, axis: int, positions: int) -> str:
         """``Concat(cache, x)`` along ``axis``; the new cache is its last ``positions`` steps."""
@@ -271,7 +269,7 @@ class _StreamBuilder:
         fill = constant_value(self.graph, node.input[2]) if len(node.input) > 2 and node.input[2] else 0
         if mode != "constant" or fill is None or np.any(fill):
             raise refuse(node, f"pads the start of the sequence with {mode} values, not zeros")
-        self._time_begin(node, begin)
+        self._require_whole_sequence(node)
         nb = NodeBuilder(f"{PREFIX}/pad{len(self.specs)}")
         joined = self._cache(node, nb, axis, begin)
         rest = pads.copy()
@@ -303,7 +301,7 @@ class _StreamBuilder:
         begin = pads[spatial - 1]
         if begin <= 0:
             return
-        self._time_begin(node, begin)
+        self._require_whole_sequence(node)
         nb = NodeBuilder(f"{PREFIX}/conv{len(self.specs)}")
         joined = self._cache(node, nb, axis, begin)
         pads[spatial - 1] = 0
@@ -368,7 +366,7 @@ class _StreamBuilder:
         used = {i for node in graph.node for i in node.input}
         length_of: str | None = None
         nb = NodeBuilder(f"{PREFIX}/length")
-        (l1, l2) = self.shapes.lengths
+        l1, l2 = self.shapes.lengths
         for name in sorted(used):
             if name not in first or name not in second:
                 continue

@@ -12,10 +12,7 @@ context, batch) cell runs in a fresh process (:mod:`hyena_deploy.bench.decode_wo
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hyena_deploy.bench.runner import machine_info
+from hyena_deploy.bench.runner import Steps, machine_info, run_worker
 from hyena_deploy.bench.spec import format_length, parse_length
-from hyena_deploy.errors import HyenaDeployError, first_line
+from hyena_deploy.errors import HyenaDeployError
 
 Step = Callable[[int, int, str], None]  # (steps done, steps in all, what runs next)
 SERIES = ("stateful", "full", "torch", "stripedhyena")
@@ -154,17 +151,6 @@ def stripedhyena_unavailable(family: str, name: str, config) -> str | None:
     return None
 
 
-class _Steps:
-    """Progress over a known number of steps: ``next(what)`` announces one and counts the previous."""
-
-    def __init__(self, step: Step, total: int) -> None:
-        self.step, self.total, self.done = step, total, -1
-
-    def next(self, what: str) -> None:
-        self.done += 1
-        self.step(self.done, self.total, what)
-
-
 def run_decode_bench(source: str, step: Step = lambda done, total, what: None, **options: int | str | None
                      ) -> DecodeResult:
     """Export, then time every cell; ``options`` are :func:`parse_settings`' (checked against the model's maximum)."""
@@ -176,7 +162,7 @@ def run_decode_bench(source: str, step: Step = lambda done, total, what: None, *
     result.machine.pop("batch", None)
     full = "full" in chosen.baselines
     exports = len(chosen.contexts) + full * len(chosen.recompute_contexts)
-    steps = _Steps(step, exports + chosen.rounds * len(chosen.batches) * (
+    steps = Steps(step, exports + chosen.rounds * len(chosen.batches) * (
         len(chosen.contexts) + len(chosen.baselines) * len(chosen.recompute_contexts)))
     with tempfile.TemporaryDirectory(prefix="hyena-bench-decode-") as tmp:
         work = Path(tmp)
@@ -196,7 +182,7 @@ def run_decode_bench(source: str, step: Step = lambda done, total, what: None, *
     return result
 
 
-def _export_stateful(loaded, settings: DecodeSettings, work: Path, result: DecodeResult, steps: _Steps) -> str:
+def _export_stateful(loaded, settings: DecodeSettings, work: Path, result: DecodeResult, steps: Steps) -> str:
     """One verified export per context, longest first; when no state grows with the context (FIR caches,
     modal states, the position), the shorter contexts decode with the longest context's graph."""
     from hyena_deploy.stateful.export import export_stateful
@@ -221,7 +207,7 @@ def _export_stateful(loaded, settings: DecodeSettings, work: Path, result: Decod
     return family
 
 
-def _export_full(loaded, settings: DecodeSettings, work: Path, result: DecodeResult, steps: _Steps) -> None:
+def _export_full(loaded, settings: DecodeSettings, work: Path, result: DecodeResult, steps: Steps) -> None:
     from hyena_deploy.jobs.export import export_model
 
     for context in settings.recompute_contexts:
@@ -262,29 +248,15 @@ def _jobs(loaded, source: str, settings: DecodeSettings, work: Path, skipped: di
     return jobs
 
 
-def _worker(job: dict, work: Path) -> dict:
-    job_file = work / "job.json"
-    job_file.write_text(json.dumps(job))
-    threads = str(job["threads"])
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    done = subprocess.run([sys.executable, "-m", WORKERS[job["series"]], str(job_file)],
-                          capture_output=True, text=True, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        detail = [line for line in done.stderr.splitlines() if line.strip()]
-        raise HyenaDeployError(f"{job['series']} at context {format_length(job['context'])}, batch {job['batch']} "
-                               f"failed: {first_line(detail[-1]) if detail else f'exit code {done.returncode}'}")
-    return json.loads(lines[-1])
-
-
-def _rounds(jobs: list[dict], settings: DecodeSettings, work: Path, steps: _Steps) -> list[DecodeCell]:
+def _rounds(jobs: list[dict], settings: DecodeSettings, work: Path, steps: Steps) -> list[DecodeCell]:
     """Run every job ``rounds`` times round robin; one cell per job (median of all timed steps, largest peak)."""
     raws: list[list[dict]] = [[] for _ in jobs]
     for index in range(settings.rounds):
         suffix = f" (round {index + 1}/{settings.rounds})" if settings.rounds > 1 else ""
         for job, runs in zip(jobs, raws):
             steps.next(f"timing {job['series']} at {format_length(job['context'])}, batch {job['batch']}{suffix}")
-            runs.append(_worker(job, work))
+            runs.append(run_worker(WORKERS[job["series"]], job, work, job["threads"],
+                                   f"{job['series']} at context {format_length(job['context'])}, batch {job['batch']}"))
     cells = []
     for job, runs in zip(jobs, raws):
         times = [t * 1e3 for run in runs for t in run["times_s"]]

@@ -44,7 +44,8 @@ def ratios(result: DecodeResult) -> dict[str, dict]:
 def to_json(result: DecodeResult) -> dict:
     """Settings, machine, exports, skipped baselines, every cell (with tokens/s) and the ratios."""
     return {"source": result.source, "settings": asdict(result.settings), "machine": result.machine,
-            "exports": result.exports, "skipped": result.skipped, "states": STATES[result.settings.states] + STATES_NOTE,
+            "exports": result.exports, "skipped": result.skipped,
+            "states": STATES[result.settings.states] + STATES_NOTE,
             "cells": [{**asdict(c), "tokens_per_s": c.tokens_per_s} for c in result.cells],
             "ratios": ratios(result), "memory": MEMORY_NOTE, "recompute": RECOMPUTE_NOTE}
 

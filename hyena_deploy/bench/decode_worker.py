@@ -13,31 +13,17 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from hyena_deploy.bench.worker import peak_rss_kib, reset_peak_rss
-
-Step = Callable[[], None]
+from hyena_deploy.bench.worker import peak_rss_kib, reset_peak_rss, time_calls
 
 
 def steps_before(job: dict) -> int:
     """Tokens the states hold when timing starts: the decoded steps end exactly at ``context``."""
     return max(job["context"] - job["warmup"] - job["tokens"], 1)
-
-
-def _time_steps(step: Step, job: dict) -> list[float]:
-    for _ in range(job["warmup"]):
-        step()
-    times = []
-    for _ in range(job["tokens"]):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _stateful(job: dict) -> dict:
@@ -62,7 +48,7 @@ def _stateful(job: dict) -> dict:
         token = current["logits"][:, -1].argmax(-1)[:, None]
         current["logits"], current["states"] = generator.step(token, current["states"])
 
-    times = _time_steps(step, job)
+    times = time_calls(step, job["warmup"], job["tokens"])
     return {"times_s": times, "base_kib": base, "peak_kib": peak_rss_kib(), "state_mb": state_mb}
 
 
@@ -94,7 +80,7 @@ def _stripedhyena(job: dict) -> dict:
             current["logits"], current["params"] = package(token, inference_params_dict=current["params"])
             _advance(current["params"], 1)
 
-        times = _time_steps(step, job)
+        times = time_calls(step, job["warmup"], job["tokens"])
     return {"times_s": times, "base_kib": base, "peak_kib": peak_rss_kib(), "state_mb": None}
 
 

@@ -91,17 +91,17 @@ def trt_unavailable() -> str | None:
     return None
 
 
-def _worker(job: dict, work: Path, threads: int) -> dict:
+def run_worker(module: str, job: dict, work: Path, threads: int, what: str) -> dict:
+    """``job`` run by ``python -m module JOB.json`` in a fresh process with ``threads`` math threads: the JSON of
+    its last output line, or a one-line error naming ``what`` failed and the worker's last stderr line."""
     job_file = work / "job.json"
     job_file.write_text(json.dumps(job))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    done = subprocess.run([sys.executable, "-m", "hyena_deploy.bench.worker", str(job_file)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-m", module, str(job_file)], capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
-        detail = [line for line in done.stderr.splitlines() if line.strip()]
-        raise HyenaDeployError(f"{job['kind']} at length {job['length']} failed: "
-                               f"{detail[-1] if detail else f'exit code {done.returncode}'}")
+        detail = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        raise HyenaDeployError(f"{what} failed: {detail[-1] if detail else f'exit code {done.returncode}'}")
     return json.loads(lines[-1])
 
 
@@ -134,7 +134,7 @@ def run_bench(source: str, lengths: str | None, backends: str, threads: int = 2,
         skipped["trt"] = reason
     runnable = [b for b in wanted if b.name not in skipped]
     result = BenchResult(source, threads, chosen, [b.name for b in runnable], [], skipped, machine_info(threads))
-    steps = _Steps(step, len(chosen) * (sum(b.kind != "torch" for b in runnable) + rounds * len(runnable)))
+    steps = Steps(step, len(chosen) * (sum(b.kind != "torch" for b in runnable) + rounds * len(runnable)))
     settings = {"source": source, "threads": threads, "warmup": warmup, "repeats": repeats}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="hyena-bench-") as tmp:
@@ -163,7 +163,7 @@ def run_bench(source: str, lengths: str | None, backends: str, threads: int = 2,
     return result
 
 
-class _Steps:
+class Steps:
     """Progress over a known number of steps: ``next(what)`` announces one and counts the previous."""
 
     def __init__(self, step: Step, total: int) -> None:
@@ -174,14 +174,15 @@ class _Steps:
         self.step(self.done, self.total, what)
 
 
-def _rounds(jobs: dict[str, dict], rounds: int, work: Path, steps: _Steps) -> list[Measurement]:
+def _rounds(jobs: dict[str, dict], rounds: int, work: Path, steps: Steps) -> list[Measurement]:
     """Run every job ``rounds`` times round robin; one Measurement per job."""
     raws: dict[str, list[dict]] = {name: [] for name in jobs}
     for round_index in range(rounds):
         for name, job in jobs.items():
             suffix = f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""
             steps.next(f"timing {name} at {format_length(job['length'])}{suffix}")
-            raws[name].append(_worker(job, work, job["threads"]))
+            raws[name].append(run_worker("hyena_deploy.bench.worker", job, work, job["threads"],
+                                         f"{job['kind']} at length {job['length']}"))
     measurements = []
     for name, runs in raws.items():
         times = [t * 1e3 for run in runs for t in run["times_s"]]

@@ -82,6 +82,18 @@ IMPORTS = {"torch": ("torch", "hyena_deploy.sources", "hyena_deploy.runners.torc
                    "hyena_deploy.tensorrt.plan")}
 
 
+def time_calls(call: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def measure(job: dict) -> dict:
     """Import, load, warm up, time; the result of one job (see the module docstring)."""
     for module in IMPORTS[job["kind"]]:  # before the baseline: imports are not the model's memory
@@ -91,13 +103,7 @@ def measure(job: dict) -> dict:
     runner = RUNNERS[job["kind"]](job)
     run = lambda: runner.run(inputs)[0]  # noqa: E731
     first = run()
-    for _ in range(job["warmup"]):
-        run()
-    times = []
-    for _ in range(job["repeats"]):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    times = time_calls(run, job["warmup"], job["repeats"])
     peak = peak_rss_kib()
     if job.get("output"):
         np.save(job["output"], first)

@@ -64,26 +64,19 @@ def distill_command(source: str, output: Path, tol: float, max_order: int, metho
     family = next((f.name for f in families().values() if f.matches(base)), "unknown")
     found = implicit_filters(loaded.module)
     total = sum(filter_samples(module).shape[0] for _, module, _ in found)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+    with _progress() as progress:
         task = progress.add_task("fitting", total=max(total, 1))
         fits, layers, errors = distill(loaded, options, max_logits_err, seed,
                                        advance=lambda name: progress.update(task, advance=1, description=name))
     payload = report(source, options, fits, errors)
-    write_distilled(output, base, family, layers, {k: payload[k] for k in ("tol", "max_order", "method", "refine",
-                                                                           "direct", "logits_rel_l2")})
-    if report_path is not None:
-        write_json(report_path, payload)
-    if plot is not None:
-        hankel_plot(plot, fits)
-    _print(payload, output)
+    write_distilled(output, base, family, layers, _fit_settings(payload))
+    _finish(payload, fits, output, report_path, plot)
 
 
 def _distill_traced(source: str, loaded: LoadedModel, output: Path, options: FitOptions, max_logits_err: float,
                     report_path: Path | None, plot: Path | None, seed: int) -> None:
     length = sites.max_length(loaded)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+    with _progress() as progress:
         task = progress.add_task(f"tracing and measuring at {length}", total=None)
         graph, measured = sites.measured_sites(loaded, length)
         progress.update(task, total=sum(m.filter.h.shape[0] for m in measured), completed=0)
@@ -91,18 +84,32 @@ def _distill_traced(source: str, loaded: LoadedModel, output: Path, options: Fit
                                  options.refine, advance=lambda name: progress.update(task, advance=1,
                                                                                       description=name))
         progress.update(task, description="checking the distilled graph's outputs")
-        errors = sites.check_logits(loaded, graph, fitted, length, max_logits_err, seed)
+        errors = sites.check_logits(loaded, graph, measured, fitted, length, max_logits_err, seed)
     layers = [LayerFit(f.module, f.samples, f.fits, [list(range(f.samples.shape[0]))],
                        sites.hankel(f, options.max_order)) for f in fitted]
     payload = report(source, options, layers, errors)
-    sites.write_sites(output, loaded, length, fitted, {k: payload[k] for k in (
-        "tol", "max_order", "method", "refine", "direct", "logits_rel_l2")})
+    sites.write_sites(output, loaded, length, fitted, _fit_settings(payload))
+    _finish(payload, layers, output, report_path, plot)
+    console.print(f"use it with: hyena-deploy export {source} -o DIR --stateful --distilled {output}")
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+
+
+def _fit_settings(payload: dict) -> dict:
+    """What the written distillation records of how it was fitted."""
+    return {k: payload[k] for k in ("tol", "max_order", "method", "refine", "direct", "logits_rel_l2")}
+
+
+def _finish(payload: dict, fits: list[LayerFit], output: Path, report_path: Path | None, plot: Path | None) -> None:
+    """The optional report and plot, then the summary table."""
     if report_path is not None:
         write_json(report_path, payload)
     if plot is not None:
-        hankel_plot(plot, layers)
+        hankel_plot(plot, fits)
     _print(payload, output)
-    console.print(f"use it with: hyena-deploy export {source} -o DIR --stateful --distilled {output}")
 
 
 def _print(payload: dict, output: Path) -> None:

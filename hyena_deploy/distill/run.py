@@ -27,7 +27,7 @@ from hyena_deploy.models.hyena import HyenaFilter, HyenaOperator
 from hyena_deploy.runners.torch_runner import TorchRunner
 from hyena_deploy.verify.cases import Case, random_cases
 from hyena_deploy.verify.comparator import compare
-from hyena_deploy.verify.metrics import Tolerance
+from hyena_deploy.verify.metrics import OutputReport, Tolerance
 
 CHECK_BATCH = 2
 FLOAT_BYTES = 4
@@ -111,7 +111,12 @@ def check_cases(loaded: LoadedModel, seed: int) -> list[Case]:
 
 def logits_errors(loaded: LoadedModel, distilled: nn.Module, cases: list[Case]) -> dict[str, float]:
     """Relative L2 of the distilled model's outputs against the original's, per input case (worst output)."""
-    reports = compare(TorchRunner(loaded), TorchRunner(replace(loaded, module=distilled)), cases, Tolerance())
+    return errors_by_case(compare(TorchRunner(loaded), TorchRunner(replace(loaded, module=distilled)), cases,
+                                  Tolerance()), cases)
+
+
+def errors_by_case(reports: list[OutputReport], cases: list[Case]) -> dict[str, float]:
+    """The worst output's relative L2 per input case."""
     return {case.label: max(r.rel_l2 for r in reports if r.case == case.label) for case in cases}
 
 

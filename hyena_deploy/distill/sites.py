@@ -26,6 +26,7 @@ import onnx
 from safetensors.numpy import load, save
 
 from hyena_deploy.distill.fit import ModalFit, fit_filters, hankel_singular_values, stack_fits
+from hyena_deploy.distill.run import check_cases, errors_by_case
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.files import write_atomic
 from hyena_deploy.lengths import make_length_dynamic
@@ -104,8 +105,10 @@ def hankel(fit: SiteFit, max_order: int) -> np.ndarray:
     return hankel_singular_values(fit.samples[int(np.argmax([f.order for f in fit.fits]))], max_order)
 
 
-def distilled_graph(graph: onnx.ModelProto, plans: dict[Boundary, ModalPlan], length: int) -> onnx.ModelProto:
-    """``graph`` (traced at ``length``) with every site's filter replaced by its modal impulse, any length <= it."""
+def distilled_graph(graph: onnx.ModelProto, sites: list[MeasuredSite], plans: dict[Boundary, ModalPlan],
+                    length: int) -> onnx.ModelProto:
+    """``graph`` (traced at ``length``, its ``sites`` measured) with every site's filter replaced by its modal
+    impulse, for any length <= it."""
     def substitute(site: MeasuredSite) -> np.ndarray:
         plan = plans.get(site.boundary)
         if plan is None:
@@ -113,22 +116,19 @@ def distilled_graph(graph: onnx.ModelProto, plans: dict[Boundary, ModalPlan], le
                                    "(distilled from another model?)")
         return plan.impulse(length)
 
-    rewritten, _, skipped = rewrite_fftconvs(graph, lambda h: "monarch", substitute=substitute)
+    rewritten, _, skipped = rewrite_fftconvs(graph, lambda h: "monarch", substitute=substitute, measured=(sites, []))
     if skipped:
         raise HyenaDeployError(f"cannot build the distilled graph: {skipped[0]}")
     make_length_dynamic(rewritten, length)
     return rewritten
 
 
-def check_logits(loaded: LoadedModel, graph: onnx.ModelProto, fitted: list[SiteFit], length: int,
-                 max_logits_err: float, seed: int) -> dict[str, float]:
+def check_logits(loaded: LoadedModel, graph: onnx.ModelProto, sites: list[MeasuredSite], fitted: list[SiteFit],
+                 length: int, max_logits_err: float, seed: int) -> dict[str, float]:
     """Relative L2 of the distilled graph's outputs against PyTorch per case; raises past ``max_logits_err``."""
-    from hyena_deploy.distill.run import check_cases  # the cases of checkpoint distillation
-
-    candidate = OrtRunner(distilled_graph(graph, {f.boundary: f.plan() for f in fitted}, length))
-    cases = check_cases(loaded, seed)
-    reports = compare(TorchRunner(loaded), candidate, cases, Tolerance())
-    errors = {case.label: max(r.rel_l2 for r in reports if r.case == case.label) for case in cases}
+    candidate = OrtRunner(distilled_graph(graph, sites, {f.boundary: f.plan() for f in fitted}, length))
+    cases = check_cases(loaded, seed)  # the cases of checkpoint distillation
+    errors = errors_by_case(compare(TorchRunner(loaded), candidate, cases, Tolerance()), cases)
     worst = max(errors, key=errors.get)
     if not errors[worst] <= max_logits_err:
         site = max(fitted, key=lambda f: max(x.error for x in f.fits))

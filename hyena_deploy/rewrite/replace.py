@@ -156,18 +156,20 @@ def measure_sites(model: onnx.ModelProto, max_seq_len: int | None = None,
 
 
 def rewrite_fftconvs(model: onnx.ModelProto, choose: StrategyChooser, max_seq_len: int | None = None,
-                     seed: int = 0, substitute: Callable[[MeasuredSite], np.ndarray] | None = None
+                     seed: int = 0, substitute: Callable[[MeasuredSite], np.ndarray] | None = None,
+                     measured: tuple[list[MeasuredSite], list[SkippedSite]] | None = None
                      ) -> tuple[onnx.ModelProto, list[RewrittenSite], list[SkippedSite]]:
     """A copy of ``model`` with each FFT convolution replaced by the strategy ``choose(h)`` names.
 
     Returns the new model, the rewritten sites and the sites left exactly as traced (with the reason);
     sites are measured by :func:`measure_sites` (``max_seq_len`` is for graphs with a dynamic length).
-    ``substitute(site)``, when given, is the filter to build instead of the measured one (a distillation).
+    ``substitute(site)``, when given, is the filter to build instead of the measured one (a distillation);
+    ``measured``, what :func:`measure_sites` already returned for ``model`` (not measured again).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.value_info[:]
-    measured, skipped = measure_sites(out, max_seq_len, seed)
+    measured, skipped = measure_sites(out, max_seq_len, seed) if measured is None else (measured[0], list(measured[1]))
     if not measured:
         return out, [], skipped  # nothing to replace: the graph stays exactly as traced
     done = []

@@ -152,8 +152,8 @@ def check_directory(source: str | LoadedModel, directory: Path, tolerance: Toler
     reference = None
     if is_sites_dir(directory):
         plans = _distilled_plans(directory, loaded, generator.max_context)
-        graph, _ = measured_sites(loaded, generator.max_context)
-        reference = _onnx_reference(distilled_graph(graph, plans, generator.max_context))
+        graph, sites = measured_sites(loaded, generator.max_context)
+        reference = _onnx_reference(distilled_graph(graph, sites, plans, generator.max_context))
     return verify_decoder(loaded, generator, tolerance or Tolerance(), reference=reference)
 
 

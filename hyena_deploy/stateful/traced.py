@@ -107,10 +107,10 @@ def traced_stateful(loaded: LoadedModel, max_context: int, opset: int, progress:
     sites, skipped = measure_sites(first)
     if skipped:
         raise HyenaDeployError(f"no streaming form: {skipped[0]}")
-    long_graph, filters = _long_filters(loaded, sites, max_context, opset, progress)
+    long_graph, long_sites, filters = _long_filters(loaded, sites, max_context, opset, progress)
     reference = None
     if distilled is not None:
-        reference = distilled_graph(long_graph, distilled, max_context)
+        reference = distilled_graph(long_graph, long_sites, distilled, max_context)
         plans = [distilled[m.boundary] for m in sites]
     else:
         plans = [modal_plan(h) for h in filters]
@@ -149,9 +149,9 @@ def _require_token_lm(loaded: LoadedModel) -> None:
 
 
 def _long_filters(loaded: LoadedModel, sites: list[MeasuredSite], max_context: int, opset: int,
-                  progress: Progress) -> tuple[onnx.ModelProto, list[np.ndarray]]:
-    """The graph traced at ``max_context`` and each site's filter there (O, S), cut to its support and
-    checked against the short trace."""
+                  progress: Progress) -> tuple[onnx.ModelProto, list[MeasuredSite], list[np.ndarray]]:
+    """The graph traced at ``max_context``, its measured sites, and each short-trace site's filter there
+    (O, S), cut to its support and checked against the short trace."""
     progress(f"measuring the long filters at {max_context}")
     long_graph = trace(loaded, max_context, None, opset)
     long_sites, skipped = measure_sites(long_graph)
@@ -175,7 +175,7 @@ def _long_filters(loaded: LoadedModel, sites: list[MeasuredSite], max_context: i
                                    f"{measured.site.inverse_dft} at length {n} is not the filter at {max_context} "
                                    "cut to those lags (it depends on the length)")
         filters.append(long.h[:, :support(long.h)])
-    return long_graph, filters
+    return long_graph, long_sites, filters
 
 
 class _StreamBuilder:

@@ -28,7 +28,6 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hyena_deploy.distill.fit import fit_filter, stack_fits
 from hyena_deploy.distill.sites import distilled_graph
 from hyena_deploy.errors import HyenaDeployError
 from hyena_deploy.graph import (NodeBuilder, constant_value, dedupe_initializers, producers, remove_dead,
@@ -43,7 +42,7 @@ from hyena_deploy.stateful.graph_states import history_conv, modal_conv, modal_s
 from hyena_deploy.stateful.layout import INPUT_IDS, LOGITS, StateSpec
 from hyena_deploy.stateful.sequence_axes import SequenceAxes, check_position_wise, refuse
 from hyena_deploy.strategies.common import flatten_channels, restore
-from hyena_deploy.strategies.modal import ModalPlan
+from hyena_deploy.strategies.modal import ModalPlan, NotModal, fit_plan
 from hyena_deploy.trace import trace
 
 Progress = Callable[[str], None]
@@ -131,14 +130,8 @@ def traced_stateful(loaded: LoadedModel, max_context: int, opset: int, progress:
 
 def modal_plan(h: np.ndarray) -> ModalPlan | None:
     """The modal form of filters ``h`` (C, S) when every channel has one within STATE_MODAL_TOL, else None."""
-    fits = []
-    for channel in np.asarray(h, np.float64):
-        fit = fit_filter(channel, STATE_MODAL_TOL, 2 * STATE_MODES, "hankel", direct=True, wide=False)
-        if fit.error > STATE_MODAL_TOL:
-            return None
-        fits.append(fit)
-    poles, residues, direct = stack_fits(fits)
-    return ModalPlan(poles, residues, direct, h.shape[-1], max(f.error for f in fits))
+    plan = fit_plan(np.asarray(h, np.float64), STATE_MODAL_TOL, STATE_MODES)
+    return None if isinstance(plan, NotModal) else plan
 
 
 def _require_token_lm(loaded: LoadedModel) -> None:

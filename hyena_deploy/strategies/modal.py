@@ -72,7 +72,7 @@ def fit_modal(h: np.ndarray) -> ModalPlan:
     if key not in _FITS:
         if len(_FITS) >= _KEPT_FITS:
             _FITS.pop(next(iter(_FITS)))
-        _FITS[key] = _fit(h)
+        _FITS[key] = fit_plan(h)
     if isinstance(_FITS[key], NotModal):
         raise _FITS[key]
     return _FITS[key]
@@ -82,13 +82,14 @@ _FITS: dict[str, ModalPlan | NotModal] = {}
 _KEPT_FITS = 64
 
 
-def _fit(h: np.ndarray) -> ModalPlan | NotModal:
+def fit_plan(h: np.ndarray, tol: float = MODAL_TOL, max_modes: int = MAX_MODES) -> ModalPlan | NotModal:
+    """Every channel of ``h`` (C, L) fitted within ``tol`` with at most ``max_modes`` modes, or why not (uncached)."""
     fits = []
     for c, channel in enumerate(h):
-        fit = fit_filter(channel, MODAL_TOL, 2 * MAX_MODES, "hankel", direct=True, wide=False)
-        if fit.error > MODAL_TOL:
+        fit = fit_filter(channel, tol, 2 * max_modes, "hankel", direct=True, wide=False)
+        if fit.error > tol:
             return NotModal(f"--fftconv modal: filter channel {c} is not modal to fp32 accuracy (best relative "
-                            f"L2 {fit.error:.1e} > {MODAL_TOL:g} with up to {MAX_MODES} modes); choose another "
+                            f"L2 {fit.error:.1e} > {tol:g} with up to {max_modes} modes); choose another "
                             "--fftconv")
         fits.append(fit)
     poles, residues, direct = stack_fits(fits)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
 
 from hyena_deploy.errors import HyenaDeployError, first_line
-from hyena_deploy.graph import constant_value
+from hyena_deploy.graph import attribute, constant_value
 from hyena_deploy.rewrite.find import module_path
 from hyena_deploy.rewrite.replace import dummy_feeds
 
@@ -102,11 +101,6 @@ def _ints(graph: onnx.GraphProto, node: onnx.NodeProto, index: int) -> list[int]
     return None if value is None else [int(v) for v in np.asarray(value).ravel()]
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    found = next((a for a in node.attribute if a.name == name), None)
-    return default if found is None else helper.get_attribute_value(found)
-
-
 def check_position_wise(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: SequenceAxes) -> None:
     """Refuse ``node`` unless it treats every position alike and on its own (see the module docstring)."""
     op = node.op_type
@@ -133,7 +127,7 @@ def check_position_wise(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: Se
             raise refuse(node, "contracts the sequence axis")
         return
     if op == "Gemm":
-        if (axis == (0 if _attr(node, "transA", 0) else 1)) or node.input[1] in inputs:
+        if (axis == (0 if attribute(node, "transA", 0) else 1)) or node.input[1] in inputs:
             raise refuse(node, "contracts the sequence axis")
         return
     if op == "Einsum":
@@ -141,7 +135,7 @@ def check_position_wise(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: Se
         return
     if op in ("Softmax", "LogSoftmax", "Hardmax", "Concat", "Split", "Gather", "LpNormalization"):
         default = {"Softmax": -1, "LogSoftmax": -1, "Hardmax": -1, "LpNormalization": -1}.get(op, 0)
-        along = _attr(node, "axis", default) % max(rank, 1)
+        along = attribute(node, "axis", default) % max(rank, 1)
         data_axis = inputs.get(node.input[0]) if op != "Concat" else next(iter(inputs.values()))
         if op == "Gather" and node.input[0] not in inputs:
             return  # an embedding table read at token positions
@@ -149,7 +143,7 @@ def check_position_wise(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: Se
             raise refuse(node, "works along the sequence axis")
         return
     if op in ("LayerNormalization", "RMSNormalization", "SimplifiedLayerNormalization"):
-        if axis >= _attr(node, "axis", -1) % rank:
+        if axis >= attribute(node, "axis", -1) % rank:
             raise refuse(node, "normalizes over the sequence axis")
         return
     if op == "Slice":
@@ -157,7 +151,7 @@ def check_position_wise(node: onnx.NodeProto, graph: onnx.GraphProto, shapes: Se
         return
     if op == "Pad":
         pads = _ints(graph, node, 1)
-        if pads is None or pads[axis] or _attr(node, "mode", b"constant") not in (b"constant", "constant"):
+        if pads is None or pads[axis] or attribute(node, "mode", b"constant") != b"constant":
             raise refuse(node, "pads the sequence in a way that has no streaming form")
         return
     if op == "Conv":
@@ -178,8 +172,7 @@ def _check_slice(node: onnx.NodeProto, graph: onnx.GraphProto, axis: int, rank: 
 
 
 def _check_einsum(node: onnx.NodeProto, inputs: dict[str, int], shapes: SequenceAxes) -> None:
-    equation = _attr(node, "equation", b"")
-    equation = equation.decode() if isinstance(equation, bytes) else equation
+    equation = attribute(node, "equation", b"").decode()
     lhs, _, rhs = equation.replace(" ", "").partition("->")
     terms = lhs.split(",")
     if "..." in equation or not rhs:

@@ -30,7 +30,7 @@ from onnx import helper, numpy_helper
 
 from hyena_deploy.distill.sites import distilled_graph
 from hyena_deploy.errors import HyenaDeployError
-from hyena_deploy.graph import (NodeBuilder, constant_value, dedupe_initializers, producers, remove_dead,
+from hyena_deploy.graph import (NodeBuilder, attribute, constant_value, dedupe_initializers, producers, remove_dead,
                                 topological_sort)
 from hyena_deploy.loaded import LoadedModel
 from hyena_deploy.rewrite.layout import build_site
@@ -258,7 +258,7 @@ class _StreamBuilder:
         begin = int(pads[slot])
         if begin <= 0:
             return
-        mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+        mode = attribute(node, "mode", b"constant").decode()
         fill = constant_value(self.graph, node.input[2]) if len(node.input) > 2 and node.input[2] else 0
         if mode != "constant" or fill is None or np.any(fill):
             raise refuse(node, f"pads the start of the sequence with {mode} values, not zeros")
@@ -283,14 +283,12 @@ class _StreamBuilder:
             return
         if axis != rank - 1:
             raise refuse(node, "convolves a tensor whose time axis is not its last")
-        attrs = {a.name: a for a in node.attribute}
-        if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
+        if attribute(node, "auto_pad", b"NOTSET") not in (b"", b"NOTSET"):
             raise refuse(node, "uses auto_pad; export the model with explicit padding")
         spatial = rank - 2
-        strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * spatial
-        if strides[-1] != 1:
+        if attribute(node, "strides", [1] * spatial)[-1] != 1:
             raise refuse(node, "strides along the sequence")
-        pads = list(attrs["pads"].ints) if "pads" in attrs else [0] * (2 * spatial)
+        pads = list(attribute(node, "pads", [0] * (2 * spatial)))
         begin = pads[spatial - 1]
         if begin <= 0:
             return
@@ -312,8 +310,8 @@ class _StreamBuilder:
         on the few columns of a decode step); False, changing nothing, for any other Conv."""
         weight = constant_value(self.graph, node.input[1])
         bias = constant_value(self.graph, node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        dilations = next((list(a.ints) for a in node.attribute if a.name == "dilations"), [1])
+        group = attribute(node, "group", 1)
+        dilations = list(attribute(node, "dilations", [1]))
         if (weight is None or weight.ndim != 3 or weight.shape[1] != 1 or group != weight.shape[0]
                 or weight.shape[2] > SHIFTED_SUM_TAPS or dilations != [1] or pads[0]
                 or (len(node.input) > 2 and node.input[2] and bias is None)):
